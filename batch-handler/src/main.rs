@@ -1,0 +1,249 @@
+//! `batch-handler`: the Lambda (`bootstrap`) when `AWS_LAMBDA_RUNTIME_API` is set, otherwise a CLI
+//! that runs the very same code on a local file (`transcode`) or one event (`invoke`).
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, bail};
+use batch_handler::transcode::{TranscodeError, Transcoder};
+use batch_handler::{Codec, Downmix, Handler, Options, Settings, client};
+use clap::{Parser, Subcommand};
+
+/// Exit code of `transcode` when the input is already G.711 (nothing written).
+const EXIT_ALREADY_CONVERTED: u8 = 3;
+
+#[derive(Parser)]
+#[command(version, about = "Transcode call recordings to G.711 for S3 Batch Operations", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Convert a local WAV with exactly the code the Lambda runs.
+    Transcode {
+        /// Input WAV (PCM 8/16/24/32-bit or float, mono or stereo, 8000 Hz).
+        input: PathBuf,
+        /// Output WAV; written to a temporary name and renamed when complete.
+        output: PathBuf,
+        /// average | sum | left | right | stereo.
+        #[arg(long, default_value = "average")]
+        downmix: Downmix,
+        /// alaw | mulaw.
+        #[arg(long, default_value = "alaw")]
+        codec: Codec,
+    },
+    /// Process one S3 Batch Operations invocation event against S3 and print the response JSON.
+    ///
+    /// Settings come from the same environment variables as the Lambda (see README).
+    Invoke {
+        /// Event JSON file (`-` for standard input).
+        #[arg(long)]
+        event: PathBuf,
+        /// S3 endpoint, e.g. http://127.0.0.1:5000 (path-style is then used).
+        #[arg(long)]
+        endpoint_url: Option<String>,
+        /// Print, per task, the decoded bucket, key, version and effective settings; touch nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Give up on unfinished tasks after this many seconds (TemporaryFailure), like a Lambda timeout.
+        #[arg(long)]
+        timeout_seconds: Option<f64>,
+    },
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder
+            .json()
+            .with_current_span(false)
+            .with_target(false)
+            .without_time()
+            .init();
+    } else {
+        builder.with_target(false).init();
+    }
+}
+
+fn main() -> ExitCode {
+    if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+        init_logging(true);
+        return match run_lambda() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "runtime stopped");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Transcode {
+            input,
+            output,
+            downmix,
+            codec,
+        } => transcode_file(&input, &output, Options { codec, downmix }),
+        Command::Invoke {
+            event,
+            endpoint_url,
+            dry_run,
+            timeout_seconds,
+        } => {
+            init_logging(false);
+            invoke(&event, endpoint_url.as_deref(), dry_run, timeout_seconds)
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn run_lambda() -> anyhow::Result<()> {
+    runtime()?.block_on(async {
+        let settings = Settings::from_env().context("reading the function's settings")?;
+        tracing::info!(settings = %settings.describe(), "starting");
+        let margin = settings.deadline_margin;
+        let handler = Handler::new(client::s3_client(None).await, settings);
+        let service = lambda_runtime::service_fn(
+            move |ev: lambda_runtime::LambdaEvent<serde_json::Value>| {
+                let handler = handler.clone();
+                async move {
+                    let deadline = lambda_deadline(ev.context.deadline, margin);
+                    let response = handler.handle(&ev.payload, Some(deadline)).await;
+                    Ok::<_, lambda_runtime::Error>(response)
+                }
+            },
+        );
+        lambda_runtime::run(service)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))
+    })
+}
+
+/// The instant to stop at: the invocation's deadline (ms since the epoch) minus the margin.
+fn lambda_deadline(deadline_ms: u64, margin: Duration) -> tokio::time::Instant {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms)).saturating_sub(margin);
+    tokio::time::Instant::now() + left
+}
+
+fn invoke(
+    event: &Path,
+    endpoint_url: Option<&str>,
+    dry_run: bool,
+    timeout: Option<f64>,
+) -> anyhow::Result<ExitCode> {
+    let text = if event == Path::new("-") {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .context("reading the event from standard input")?;
+        s
+    } else {
+        std::fs::read_to_string(event).with_context(|| format!("reading {}", event.display()))?
+    };
+    let value: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", event.display()))?;
+    let settings = Settings::from_env().context("reading settings from the environment")?;
+    let output = runtime()?.block_on(async {
+        let handler = Handler::new(client::s3_client(endpoint_url).await, settings);
+        if dry_run {
+            return handler.dry_run(&value);
+        }
+        let deadline = timeout.map(|s| tokio::time::Instant::now() + Duration::from_secs_f64(s));
+        serde_json::to_value(handler.handle(&value, deadline).await).expect("response serialises")
+    });
+    println!("{}", serde_json::to_string_pretty(&output)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn transcode_file(input: &Path, output: &Path, options: Options) -> anyhow::Result<ExitCode> {
+    let started = std::time::Instant::now();
+    let mut file =
+        std::fs::File::open(input).with_context(|| format!("opening {}", input.display()))?;
+    let len = file.metadata()?.len();
+    let mut transcoder = Transcoder::new(options, len);
+    let tmp = output.with_extension("partial");
+    let mut writer =
+        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut out = Vec::with_capacity(1 << 20);
+    let result: anyhow::Result<_> = (|| {
+        loop {
+            let n = file
+                .read(&mut buf)
+                .with_context(|| format!("reading {}", input.display()))?;
+            if n == 0 {
+                break;
+            }
+            transcoder.feed(&buf[..n], &mut out)?;
+            writer.write_all(&out)?;
+            out.clear();
+        }
+        let plan = transcoder.finish()?;
+        writer.sync_data().ok();
+        Ok(plan)
+    })();
+    let plan = match result {
+        Ok(plan) => plan,
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            if let Some(TranscodeError::AlreadyEncoded { .. }) = e.downcast_ref::<TranscodeError>()
+            {
+                eprintln!("{}: {e}; nothing written", input.display());
+                return Ok(ExitCode::from(EXIT_ALREADY_CONVERTED));
+            }
+            bail!("{}: {e}", input.display());
+        }
+    };
+    std::fs::rename(&tmp, output)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), output.display()))?;
+    let mut note = String::new();
+    if plan.input.partial_frame_bytes() > 0 {
+        note += &format!(
+            "; dropped a {}-byte partial frame",
+            plan.input.partial_frame_bytes()
+        );
+    }
+    if plan.input.missing_bytes() > 0 {
+        note += &format!(
+            "; header promised {} more bytes than the file holds",
+            plan.input.missing_bytes()
+        );
+    }
+    eprintln!(
+        "{}: {:.1} s of {} ({} bytes) -> {} {} ({} bytes) in {:.3} s{note}",
+        output.display(),
+        plan.seconds(),
+        plan.input.format.describe(),
+        len,
+        options.codec.name(),
+        options.downmix.name(),
+        plan.output_len,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
+}
