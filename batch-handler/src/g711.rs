@@ -246,19 +246,22 @@ mod tests {
     #[test]
     fn round_trip_is_within_one_quantization_step() {
         for codec in [Codec::Alaw, Codec::Mulaw] {
+            let mut levels: Vec<i32> = (0..=255u8).map(|c| i32::from(codec.decode(c))).collect();
+            levels.sort_unstable();
+            levels.dedup();
             for x in i16::MIN..=i16::MAX {
-                let code = codec.encode(x);
-                let y = codec.decode(code);
-                // The step of the segment the code lies in: distance to the neighbouring levels.
-                let neighbours = [code.wrapping_add(1), code.wrapping_sub(1)];
-                let step = neighbours
-                    .iter()
-                    .map(|&c| (codec.decode(c) as i32 - y as i32).abs())
-                    .filter(|&d| d > 0)
-                    .min()
-                    .unwrap();
-                let err = (x as i32 - y as i32).abs();
-                assert!(err <= step, "{codec:?} x={x} decoded {y} step {step}");
+                let y = i32::from(codec.decode(codec.encode(x)));
+                let i = levels.binary_search(&y).unwrap();
+                // The interval of the level: up to its neighbours on either side.
+                let below = if i > 0 { y - levels[i - 1] } else { i32::MAX };
+                let above = if i + 1 < levels.len() {
+                    levels[i + 1] - y
+                } else {
+                    i32::MAX
+                };
+                let err = i32::from(x) - y;
+                let step = if err >= 0 { above } else { below };
+                assert!(err.abs() <= step, "{codec:?} x={x} decoded {y} step {step}");
             }
         }
     }

@@ -102,12 +102,32 @@ fn main() -> ExitCode {
             invoke(&event, endpoint_url.as_deref(), dry_run, timeout_seconds)
         }
     };
+    report_peak_rss();
     match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// With `REPORT_PEAK_RSS=1`, prints this process's peak resident memory (`VmHWM`) to stderr.
+///
+/// Measured from inside because a parent's `wait4` figure includes the parent's own memory
+/// carried over by `posix_spawn`/exec, which says nothing about this program.
+fn report_peak_rss() {
+    if std::env::var_os("REPORT_PEAK_RSS").is_none() {
+        return;
+    }
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    if let Some(line) = status.lines().find(|l| l.starts_with("VmHWM:")) {
+        let kib = line
+            .trim_start_matches("VmHWM:")
+            .trim()
+            .trim_end_matches("kB")
+            .trim();
+        eprintln!("peak_rss_kib={kib}");
     }
 }
 

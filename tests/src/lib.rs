@@ -1,1 +1,193 @@
+//! Test harness: a real S3 server on loopback (moto, started by `scripts/test.sh`), clients,
+//! buckets, synthetic Amazon Connect recordings and Batch Operations events.
+//!
+//! The server is found through `MOTO_ENDPOINT`. Outside the README's test command a test without
+//! it prints a loud SKIP line and returns; under `scripts/test.sh` (which sets `E2E_REQUIRE=1`)
+//! a missing server is a failure, so CI cannot pass by skipping.
 
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+use serde_json::{Value, json};
+
+/// Whether missing prerequisites must fail the test instead of skipping it.
+pub fn required() -> bool {
+    std::env::var("E2E_REQUIRE").is_ok_and(|v| v == "1")
+}
+
+/// Skips (loudly) or fails when a prerequisite is missing, per [`required`].
+pub fn missing(what: &str, test: &str) {
+    if required() {
+        panic!("{test}: {what} is required under scripts/test.sh (E2E_REQUIRE=1) but missing");
+    }
+    eprintln!(
+        "\n*** SKIP {test}: {what} not available; run the README's test command (scripts/test.sh) ***\n"
+    );
+}
+
+/// The moto endpoint, or `None` after reporting the skip.
+pub fn moto_endpoint(test: &str) -> Option<String> {
+    match std::env::var("MOTO_ENDPOINT") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            missing("a moto server (MOTO_ENDPOINT)", test);
+            None
+        }
+    }
+}
+
+/// A client with static credentials and an explicit region: never the instance-metadata chain.
+pub fn s3_client(endpoint: &str) -> Client {
+    let conf = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "static"))
+        .endpoint_url(endpoint)
+        .force_path_style(true)
+        .build();
+    Client::from_conf(conf)
+}
+
+static BUCKETS: AtomicU32 = AtomicU32::new(0);
+
+/// Creates a fresh bucket with a unique name (tests share one server and run in parallel).
+pub async fn new_bucket(s3: &Client, label: &str, versioned: bool) -> String {
+    let n = BUCKETS.fetch_add(1, Ordering::SeqCst);
+    let name = format!("{}-{}-{}", label.replace('_', "-"), std::process::id(), n).to_lowercase();
+    s3.create_bucket()
+        .bucket(&name)
+        .send()
+        .await
+        .expect("create bucket");
+    if versioned {
+        s3.put_bucket_versioning()
+            .bucket(&name)
+            .versioning_configuration(
+                VersioningConfiguration::builder()
+                    .status(BucketVersioningStatus::Enabled)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("enable versioning");
+    }
+    name
+}
+
+/// A deterministic "call": the customer (left) and the agent (right) take turns, with a noise floor.
+pub fn connect_pcm(seconds: f64) -> Vec<(i16, i16)> {
+    let frames = (seconds * 8000.0) as usize;
+    let mut seed: u32 = 0x1234_5678;
+    let mut noise = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        ((seed % 64) as i32 - 32) as i16
+    };
+    (0..frames)
+        .map(|i| {
+            let t = i as f64 / 8000.0;
+            let turn = (t / 2.5) as usize % 2; // 2.5 s turns
+            let voice = |f: f64| {
+                ((t * f * std::f64::consts::TAU).sin() * 9000.0 * (t * 3.0).sin().abs()) as i16
+            };
+            if turn == 0 {
+                (voice(220.0).saturating_add(noise()), noise())
+            } else {
+                (noise(), voice(140.0).saturating_add(noise()))
+            }
+        })
+        .collect()
+}
+
+/// A PCM s16le 8 kHz stereo WAV as Amazon Connect writes it, via `hound`.
+pub fn connect_wav(seconds: f64) -> Vec<u8> {
+    let spec = hound::WavSpec {
+        channels: 2,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut cursor = std::io::Cursor::new(Vec::new());
+    {
+        let mut w = hound::WavWriter::new(&mut cursor, spec).expect("wav writer");
+        let mut samples = w.get_i16_writer((seconds * 8000.0) as u32 * 2);
+        for (l, r) in connect_pcm(seconds) {
+            samples.write_sample(l);
+            samples.write_sample(r);
+        }
+        samples.flush().expect("samples");
+        w.finalize().expect("finalize");
+    }
+    cursor.into_inner()
+}
+
+/// A long recording built fast: a plain 44-byte header and `seconds` of repeated call audio.
+pub fn long_connect_wav(seconds: u32) -> Vec<u8> {
+    let unit: Vec<u8> = connect_pcm(10.0)
+        .iter()
+        .flat_map(|(l, r)| [l.to_le_bytes(), r.to_le_bytes()].concat())
+        .collect();
+    let data_len = seconds * 32_000;
+    let mut v = Vec::with_capacity(44 + data_len as usize);
+    v.extend_from_slice(b"RIFF");
+    v.extend_from_slice(&(36 + data_len).to_le_bytes());
+    v.extend_from_slice(b"WAVEfmt ");
+    v.extend_from_slice(&16u32.to_le_bytes());
+    v.extend_from_slice(&[1, 0, 2, 0]);
+    v.extend_from_slice(&8000u32.to_le_bytes());
+    v.extend_from_slice(&32000u32.to_le_bytes());
+    v.extend_from_slice(&[4, 0, 16, 0]);
+    v.extend_from_slice(b"data");
+    v.extend_from_slice(&data_len.to_le_bytes());
+    while v.len() < 44 + data_len as usize {
+        let take = unit.len().min(44 + data_len as usize - v.len());
+        v.extend_from_slice(&unit[..take]);
+    }
+    v
+}
+
+/// A schema 1.0 event with one task per `(raw_key, version)`; keys must already be URL-encoded.
+pub fn event_v1(bucket: &str, tasks: &[(&str, Option<&str>)]) -> Value {
+    let tasks: Vec<Value> = tasks
+        .iter()
+        .enumerate()
+        .map(|(i, (key, version))| {
+            json!({"taskId": format!("task-{i}"), "s3Key": key, "s3VersionId": version,
+                   "s3BucketArn": format!("arn:aws:s3:us-east-1:123456789012:{bucket}")})
+        })
+        .collect();
+    json!({"invocationSchemaVersion": "1.0", "invocationId": "aW52b2NhdGlvbg==",
+           "job": {"id": "job-e2e"}, "tasks": tasks})
+}
+
+/// A schema 2.0 event with user arguments.
+pub fn event_v2(bucket: &str, tasks: &[(&str, Option<&str>)], args: Value) -> Value {
+    let tasks: Vec<Value> = tasks
+        .iter()
+        .enumerate()
+        .map(|(i, (key, version))| {
+            json!({"taskId": format!("task-{i}"), "s3Key": key, "s3VersionId": version, "s3Bucket": bucket})
+        })
+        .collect();
+    json!({"invocationSchemaVersion": "2.0", "invocationId": "djI=",
+           "job": {"id": "job-e2e-v2", "userArguments": args}, "tasks": tasks})
+}
+
+/// Path of a workspace binary built by `scripts/test.sh` (`cargo build --bins`) next to this test.
+pub fn workspace_binary(name: &str) -> Option<std::path::PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    // target/<profile>/deps/<test-binary> → target/<profile>/<name>
+    let path = exe.parent()?.parent()?.join(name);
+    path.exists().then_some(path)
+}
+
+/// Whether a command is on PATH (for ffmpeg, sox, python3).
+pub fn have(cmd: &str) -> bool {
+    std::process::Command::new("sh")
+        .args(["-c", &format!("command -v {cmd} >/dev/null 2>&1")])
+        .status()
+        .is_ok_and(|s| s.success())
+}

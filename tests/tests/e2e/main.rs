@@ -1,1 +1,8 @@
+//! End-to-end tests in one binary (linking the AWS SDK once): the handler against moto, the
+//! `batch-handler` binary through the Lambda Runtime API, and the transcoder against ffmpeg,
+//! sox and CPython's audioop.
 
+mod lambda_protocol;
+mod memory;
+mod reference_tools;
+mod s3_task;

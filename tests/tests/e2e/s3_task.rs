@@ -1,0 +1,689 @@
+//! The handler against moto: every scenario of the task contract, with real HTTP S3.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{StorageClass, Tag, Tagging};
+use batch_handler::schema::{ResultCode, TaskResult, encode_key};
+use batch_handler::settings::Settings;
+use batch_handler::task::Hooks;
+use batch_handler::transcode::Transcoder;
+use batch_handler::{Codec, Downmix, Handler, Options};
+use e2e_tests::*;
+use serde_json::{Value, json};
+
+struct Env {
+    s3: Client,
+}
+
+fn env(test: &str) -> Option<Env> {
+    moto_endpoint(test).map(|url| Env {
+        s3: s3_client(&url),
+    })
+}
+
+impl Env {
+    fn handler(&self, settings: Settings) -> Handler {
+        Handler::new(self.s3.clone(), settings)
+    }
+
+    async fn put(&self, bucket: &str, key: &str, body: Vec<u8>) -> Option<String> {
+        self.s3
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .expect("put")
+            .version_id()
+            .map(str::to_string)
+    }
+
+    async fn get(&self, bucket: &str, key: &str, version: Option<&str>) -> Vec<u8> {
+        let out = self
+            .s3
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .set_version_id(version.map(str::to_string))
+            .send()
+            .await
+            .expect("get");
+        out.body
+            .collect()
+            .await
+            .expect("body")
+            .into_bytes()
+            .to_vec()
+    }
+
+    async fn versions(&self, bucket: &str, key: &str) -> usize {
+        let out = self
+            .s3
+            .list_object_versions()
+            .bucket(bucket)
+            .prefix(key)
+            .send()
+            .await
+            .expect("list versions");
+        out.versions()
+            .iter()
+            .filter(|v| v.key() == Some(key))
+            .count()
+    }
+
+    async fn tags(&self, bucket: &str, key: &str) -> HashMap<String, String> {
+        let out = self
+            .s3
+            .get_object_tagging()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .expect("tags");
+        out.tag_set()
+            .iter()
+            .map(|t| (t.key().to_string(), t.value().to_string()))
+            .collect()
+    }
+
+    async fn run(&self, handler: &Handler, event: &Value) -> Vec<TaskResult> {
+        let response = handler.handle(event, None).await;
+        assert_eq!(
+            response.results.len(),
+            event["tasks"].as_array().unwrap().len(),
+            "one result per task"
+        );
+        assert_eq!(
+            serde_json::to_value(&response).unwrap()["treatMissingKeysAs"],
+            "PermanentFailure"
+        );
+        response.results
+    }
+}
+
+fn expected(input: &[u8], options: Options) -> Vec<u8> {
+    let mut t = Transcoder::new(options, input.len() as u64);
+    let mut out = Vec::new();
+    t.feed(input, &mut out).expect("feed");
+    t.finish().expect("finish");
+    out
+}
+
+fn summary(r: &TaskResult) -> Value {
+    serde_json::from_str(&r.result_string)
+        .unwrap_or_else(|e| panic!("result string is not JSON ({e}): {}", r.result_string))
+}
+
+fn assert_failed(r: &TaskResult, code: ResultCode, needle: &str) {
+    assert_eq!(r.result_code, code, "{}", r.result_string);
+    assert!(
+        r.result_string.contains(needle),
+        "{:?} should mention {needle:?}",
+        r.result_string
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn in_place_on_a_versioned_bucket_keeps_the_original_and_writes_alaw() {
+    let Some(env) = env("in_place_on_a_versioned_bucket") else {
+        return;
+    };
+    let bucket = new_bucket(&env.s3, "inplace", true).await;
+    let key = "connect/acme/CallRecordings/2024/01/26/c0ffee_20240126T03:07_UTC.wav";
+    let original = connect_wav(12.0);
+    env.s3
+        .put_object()
+        .bucket(&bucket)
+        .key(key)
+        .body(ByteStream::from(original.clone()))
+        .content_type("audio/x-wav")
+        .metadata("contact-id", "c0ffee")
+        .cache_control("max-age=60")
+        .tagging("team=support&retention=7y")
+        .send()
+        .await
+        .unwrap();
+    let head = env
+        .s3
+        .head_object()
+        .bucket(&bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    let (v1, etag1) = (
+        head.version_id().unwrap().to_string(),
+        head.e_tag().unwrap().to_string(),
+    );
+
+    let handler = env.handler(Settings::default());
+    let results = env
+        .run(
+            &handler,
+            &event_v1(&bucket, &[(&encode_key(key), Some(&v1))]),
+        )
+        .await;
+    assert_eq!(
+        results[0].result_code,
+        ResultCode::Succeeded,
+        "{}",
+        results[0].result_string
+    );
+    let s = summary(&results[0]);
+    assert_eq!(s["action"], "converted");
+    assert_eq!(s["codec"], "alaw");
+    assert_eq!(s["bytesIn"], original.len());
+    assert_eq!(s["outputKey"], key);
+    assert_eq!(s["durationSeconds"], 12.0);
+
+    // The original version is intact, byte for byte.
+    assert_eq!(env.get(&bucket, key, Some(&v1)).await, original);
+    assert_eq!(env.versions(&bucket, key).await, 2);
+    // The new current version is exactly what the transcoder produces, a quarter of the size.
+    let converted = env.get(&bucket, key, None).await;
+    assert_eq!(converted, expected(&original, Options::default()));
+    assert_eq!(s["bytesOut"], converted.len());
+    assert_eq!(
+        u16::from_le_bytes([converted[20], converted[21]]),
+        6,
+        "A-law format tag"
+    );
+    assert!(converted.len() * 4 < original.len() + 4 * 58);
+    let head = env
+        .s3
+        .head_object()
+        .bucket(&bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.storage_class(), Some(&StorageClass::GlacierIr));
+    assert_eq!(head.content_type(), Some("audio/wav"));
+    assert_eq!(head.cache_control(), Some("max-age=60"));
+    assert_eq!(s["outputVersionId"].as_str(), head.version_id());
+    let meta = head.metadata().unwrap();
+    assert_eq!(meta["contact-id"], "c0ffee", "user metadata kept");
+    assert_eq!(meta["original-format"], "pcm_s16le 8000Hz 2ch");
+    assert_eq!(meta["original-size"], original.len().to_string());
+    assert_eq!(meta["original-etag"], etag1.trim_matches('"'));
+    assert_eq!(meta["original-version-id"], v1);
+    assert!(meta["transcoded-by"].contains("alaw average"));
+    let tags = env.tags(&bucket, key).await;
+    assert_eq!(tags.get("team").map(String::as_str), Some("support"));
+    assert_eq!(tags.get("retention").map(String::as_str), Some("7y"));
+    assert_eq!(tags.get("converted").map(String::as_str), Some("true"));
+
+    // A second run (by the same version id or by key) changes nothing.
+    for task in [
+        (encode_key(key), None),
+        (
+            encode_key(key),
+            Some(head.version_id().unwrap().to_string()),
+        ),
+    ] {
+        let results = env
+            .run(
+                &handler,
+                &event_v1(&bucket, &[(&task.0, task.1.as_deref())]),
+            )
+            .await;
+        assert_eq!(results[0].result_code, ResultCode::Succeeded);
+        let s = summary(&results[0]);
+        assert_eq!(s["action"], "skipped", "{s}");
+        assert!(
+            s["reason"].as_str().unwrap().contains("already converted"),
+            "{s}"
+        );
+    }
+    assert_eq!(
+        env.versions(&bucket, key).await,
+        2,
+        "no new version on rerun"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn object_changed_between_read_and_write_is_a_temporary_failure_and_nothing_is_overwritten() {
+    let Some(env) = env("object_changed_between_read_and_write") else {
+        return;
+    };
+    let bucket = new_bucket(&env.s3, "race", true).await;
+    let key = "rec/race.wav";
+    env.put(&bucket, key, connect_wav(3.0)).await;
+    let newer = connect_wav(1.0);
+    let s3 = env.s3.clone();
+    let (b, n) = (bucket.clone(), newer.clone());
+    let hooks = Hooks {
+        before_write: Some(Arc::new(move |task| {
+            let (s3, b, n) = (s3.clone(), b.clone(), n.clone());
+            Box::pin(async move {
+                s3.put_object()
+                    .bucket(&b)
+                    .key(&task.key)
+                    .body(ByteStream::from(n))
+                    .send()
+                    .await
+                    .expect("concurrent writer");
+            })
+        })),
+    };
+    let handler = env.handler(Settings::default()).with_hooks(hooks);
+    let results = env.run(&handler, &event_v1(&bucket, &[(key, None)])).await;
+    assert_failed(
+        &results[0],
+        ResultCode::TemporaryFailure,
+        "changed while it was converted",
+    );
+    assert_eq!(
+        env.get(&bucket, key, None).await,
+        newer,
+        "the concurrent write survives"
+    );
+    assert_eq!(
+        env.versions(&bucket, key).await,
+        2,
+        "original + concurrent write, nothing of ours"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unversioned_bucket_is_refused_unless_the_operator_opted_in() {
+    let Some(env) = env("unversioned_bucket_is_refused") else {
+        return;
+    };
+    let bucket = new_bucket(&env.s3, "unversioned", false).await;
+    let original = connect_wav(2.0);
+    env.put(&bucket, "a.wav", original.clone()).await;
+    let results = env
+        .run(
+            &env.handler(Settings::default()),
+            &event_v1(&bucket, &[("a.wav", None)]),
+        )
+        .await;
+    assert_failed(
+        &results[0],
+        ResultCode::PermanentFailure,
+        "is not versioned",
+    );
+    assert_eq!(env.get(&bucket, "a.wav", None).await, original);
+
+    let opted_in = Settings {
+        allow_unversioned_overwrite: true,
+        ..Settings::default()
+    };
+    let results = env
+        .run(
+            &env.handler(opted_in),
+            &event_v1(&bucket, &[("a.wav", None)]),
+        )
+        .await;
+    assert_eq!(
+        results[0].result_code,
+        ResultCode::Succeeded,
+        "{}",
+        results[0].result_string
+    );
+    assert_eq!(
+        env.get(&bucket, "a.wav", None).await,
+        expected(&original, Options::default())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn destination_prefix_mode_leaves_the_original_untouched() {
+    let Some(env) = env("destination_prefix_mode") else {
+        return;
+    };
+    let bucket = new_bucket(&env.s3, "dest", false).await;
+    let original = connect_wav(2.0);
+    env.put(&bucket, "in/call.wav", original.clone()).await;
+    let settings =
+        Settings::from_lookup(|k| (k == "DEST_PREFIX").then(|| "alaw/".to_string())).unwrap();
+    let handler = env.handler(settings);
+    let results = env
+        .run(&handler, &event_v1(&bucket, &[("in/call.wav", None)]))
+        .await;
+    assert_eq!(
+        results[0].result_code,
+        ResultCode::Succeeded,
+        "{}",
+        results[0].result_string
+    );
+    assert_eq!(summary(&results[0])["outputKey"], "alaw/in/call.wav");
+    assert_eq!(
+        env.get(&bucket, "in/call.wav", None).await,
+        original,
+        "original untouched"
+    );
+    assert!(
+        env.tags(&bucket, "in/call.wav").await.is_empty(),
+        "original not tagged"
+    );
+    assert_eq!(
+        env.get(&bucket, "alaw/in/call.wav", None).await,
+        expected(&original, Options::default())
+    );
+    assert_eq!(
+        env.tags(&bucket, "alaw/in/call.wav")
+            .await
+            .get("converted")
+            .map(String::as_str),
+        Some("true")
+    );
+    // Rerun: the destination exists, so nothing is overwritten.
+    let results = env
+        .run(&handler, &event_v1(&bucket, &[("in/call.wav", None)]))
+        .await;
+    let s = summary(&results[0]);
+    assert_eq!(s["action"], "skipped");
+    assert!(s["reason"].as_str().unwrap().contains("destination"), "{s}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn odd_keys_round_trip_from_manifest_encoding_to_the_object() {
+    let Some(env) = env("odd_keys_round_trip") else {
+        return;
+    };
+    let bucket = new_bucket(&env.s3, "oddkeys", true).await;
+    let long = format!("connect/long/{}.wav", "x".repeat(1000));
+    let keys = [
+        "with space/call 1.wav",
+        "plus+sign/a+b.wav",
+        "percent%41/100%.wav",
+        "colon/c0ffee_20240126T03:07_UTC.wav",
+        "unicode/café-日本語-通話.wav",
+        "comma,quote\"amp&eq=.wav",
+        long.as_str(),
+    ];
+    let wav = connect_wav(0.5);
+    for k in keys {
+        env.put(&bucket, k, wav.clone()).await;
+    }
+    let encoded: Vec<String> = keys.iter().map(|k| encode_key(k)).collect();
+    // Inventory reports write a space as '+': the handler must read that too.
+    let inventory_style = "with+space/call+1.wav";
+    let mut tasks: Vec<(&str, Option<&str>)> = encoded.iter().map(|k| (k.as_str(), None)).collect();
+    let handler = env.handler(Settings::default());
+    let results = env.run(&handler, &event_v1(&bucket, &tasks)).await;
+    for (r, k) in results.iter().zip(keys) {
+        assert_eq!(
+            r.result_code,
+            ResultCode::Succeeded,
+            "{k}: {}",
+            r.result_string
+        );
+        assert_eq!(summary(r)["action"], "converted", "{k}");
+        assert_eq!(
+            env.get(&bucket, k, None).await,
+            expected(&wav, Options::default()),
+            "{k}"
+        );
+    }
+    tasks = vec![(inventory_style, None)];
+    let results = env.run(&handler, &event_v1(&bucket, &tasks)).await;
+    assert_eq!(
+        summary(&results[0])["action"],
+        "skipped",
+        "'+' decoded to the space key, already converted"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_objects_fail_permanently_with_the_reason() {
+    let Some(env) = env("bad_objects_fail_permanently") else {
+        return;
+    };
+    let bucket = new_bucket(&env.s3, "bad", true).await;
+    let full = connect_wav(1.0);
+    env.put(
+        &bucket,
+        "notwav.mp3",
+        b"ID3\x04\x00\x00\x00\x00\x00\x00 some mp3 frames".to_vec(),
+    )
+    .await;
+    env.put(&bucket, "truncated.wav", full[..30].to_vec()).await;
+    env.put(&bucket, "empty.wav", Vec::new()).await;
+    let mut stereo16k = full.clone();
+    stereo16k[24..28].copy_from_slice(&16000u32.to_le_bytes());
+    env.put(&bucket, "16k.wav", stereo16k).await;
+    let mut tagged = Vec::new();
+    for i in 0..10 {
+        tagged.push(
+            Tag::builder()
+                .key(format!("k{i}"))
+                .value("v")
+                .build()
+                .unwrap(),
+        );
+    }
+    env.put(&bucket, "ten-tags.wav", full.clone()).await;
+    env.s3
+        .put_object_tagging()
+        .bucket(&bucket)
+        .key("ten-tags.wav")
+        .tagging(
+            Tagging::builder()
+                .set_tag_set(Some(tagged))
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let event = event_v1(
+        &bucket,
+        &[
+            ("missing.wav", None),
+            ("notwav.mp3", None),
+            ("truncated.wav", None),
+            ("empty.wav", None),
+            ("16k.wav", None),
+            ("ten-tags.wav", None),
+            ("bad%zzkey.wav", None),
+        ],
+    );
+    let results = env.run(&env.handler(Settings::default()), &event).await;
+    let expect = [
+        "object not found",
+        "not a WAV file",
+        "truncated WAV",
+        "empty object",
+        "sample rate 16000 Hz",
+        "no room for the tag converted=true",
+        "key is not URL-encoded",
+    ];
+    for (r, needle) in results.iter().zip(expect) {
+        assert_failed(r, ResultCode::PermanentFailure, needle);
+    }
+    assert_eq!(
+        env.get(&bucket, "truncated.wav", None).await,
+        full[..30].to_vec(),
+        "bad input untouched"
+    );
+    assert_eq!(env.versions(&bucket, "notwav.mp3").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn already_g711_objects_are_skipped_not_re_encoded() {
+    let Some(env) = env("already_g711_objects_are_skipped") else {
+        return;
+    };
+    let bucket = new_bucket(&env.s3, "already", true).await;
+    let alaw = expected(&connect_wav(1.0), Options::default());
+    let mulaw = expected(
+        &connect_wav(1.0),
+        Options {
+            codec: Codec::Mulaw,
+            downmix: Downmix::Average,
+        },
+    );
+    env.put(&bucket, "a.wav", alaw).await;
+    env.put(&bucket, "u.wav", mulaw).await;
+    let results = env
+        .run(
+            &env.handler(Settings::default()),
+            &event_v1(&bucket, &[("a.wav", None), ("u.wav", None)]),
+        )
+        .await;
+    for (r, codec) in results.iter().zip(["alaw", "mulaw"]) {
+        assert_eq!(r.result_code, ResultCode::Succeeded);
+        let s = summary(r);
+        assert_eq!(s["action"], "skipped");
+        assert!(
+            s["reason"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("already {codec}")),
+            "{s}"
+        );
+    }
+    assert_eq!(env.versions(&bucket, "a.wav").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn schema_2_user_arguments_override_the_settings() {
+    let Some(env) = env("schema_2_user_arguments") else {
+        return;
+    };
+    let bucket = new_bucket(&env.s3, "schema2", false).await;
+    let wav = connect_wav(2.0);
+    env.put(&bucket, "call.wav", wav.clone()).await;
+    let args = json!({"codec": "mulaw", "downmix": "right", "destPrefix": "agent/", "storageClass": "STANDARD_IA", "tagKey": "shrunk"});
+    let handler = env.handler(Settings::default());
+    let results = env
+        .run(&handler, &event_v2(&bucket, &[("call.wav", None)], args))
+        .await;
+    assert_eq!(
+        results[0].result_code,
+        ResultCode::Succeeded,
+        "{}",
+        results[0].result_string
+    );
+    let s = summary(&results[0]);
+    assert_eq!(
+        (s["codec"].as_str(), s["downmix"].as_str()),
+        (Some("mulaw"), Some("right"))
+    );
+    let out = env.get(&bucket, "agent/call.wav", None).await;
+    assert_eq!(
+        out,
+        expected(
+            &wav,
+            Options {
+                codec: Codec::Mulaw,
+                downmix: Downmix::Right
+            }
+        )
+    );
+    let head = env
+        .s3
+        .head_object()
+        .bucket(&bucket)
+        .key("agent/call.wav")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.storage_class(), Some(&StorageClass::StandardIa));
+    assert!(
+        env.tags(&bucket, "agent/call.wav")
+            .await
+            .contains_key("shrunk")
+    );
+
+    // A typo in a job argument fails every task of the invocation, before touching S3.
+    let results = env
+        .run(
+            &handler,
+            &event_v2(
+                &bucket,
+                &[("call.wav", None), ("x.wav", None)],
+                json!({"dowmix": "sum"}),
+            ),
+        )
+        .await;
+    for r in &results {
+        assert_failed(
+            r,
+            ResultCode::PermanentFailure,
+            "user argument dowmix: unknown",
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unknown_schema_version_fails_every_task_without_touching_s3() {
+    let Some(env) = env("unknown_schema_version") else {
+        return;
+    };
+    let bucket = new_bucket(&env.s3, "schema3", true).await;
+    env.put(&bucket, "a.wav", connect_wav(0.5)).await;
+    let mut event = event_v1(&bucket, &[("a.wav", None), ("b.wav", None)]);
+    event["invocationSchemaVersion"] = json!("3.0");
+    let response = env.handler(Settings::default()).handle(&event, None).await;
+    assert_eq!(response.invocation_schema_version, "3.0");
+    assert_eq!(response.results.len(), 2);
+    for r in &response.results {
+        assert_failed(
+            r,
+            ResultCode::PermanentFailure,
+            "unknown invocationSchemaVersion",
+        );
+    }
+    assert_eq!(env.versions(&bucket, "a.wav").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tasks_unfinished_at_the_deadline_are_temporary_failures() {
+    let Some(env) = env("tasks_unfinished_at_the_deadline") else {
+        return;
+    };
+    let bucket = new_bucket(&env.s3, "deadline", true).await;
+    let wav = connect_wav(1.0);
+    env.put(&bucket, "a.wav", wav.clone()).await;
+    let handler = env.handler(Settings::default());
+    let response = handler
+        .handle(
+            &event_v1(&bucket, &[("a.wav", None)]),
+            Some(tokio::time::Instant::now()),
+        )
+        .await;
+    assert_failed(
+        &response.results[0],
+        ResultCode::TemporaryFailure,
+        "deadline",
+    );
+    assert_eq!(env.get(&bucket, "a.wav", None).await, wav);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn many_tasks_in_one_invocation_each_get_their_own_result_in_order() {
+    let Some(env) = env("many_tasks_in_one_invocation") else {
+        return;
+    };
+    let bucket = new_bucket(&env.s3, "many", true).await;
+    let keys: Vec<String> = (0..12).map(|i| format!("calls/{i:02}.wav")).collect();
+    for k in &keys {
+        env.put(&bucket, k, connect_wav(0.25)).await;
+    }
+    let mut tasks: Vec<(&str, Option<&str>)> = keys.iter().map(|k| (k.as_str(), None)).collect();
+    tasks.insert(5, ("calls/absent.wav", None));
+    let results = env
+        .run(
+            &env.handler(Settings::default()),
+            &event_v1(&bucket, &tasks),
+        )
+        .await;
+    for (i, r) in results.iter().enumerate() {
+        assert_eq!(r.task_id, format!("task-{i}"));
+        let want = if i == 5 {
+            ResultCode::PermanentFailure
+        } else {
+            ResultCode::Succeeded
+        };
+        assert_eq!(r.result_code, want, "{i}: {}", r.result_string);
+    }
+}
