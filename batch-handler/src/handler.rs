@@ -66,7 +66,7 @@ impl Handler {
         };
         let job_id = inv.job_id.clone();
         let concurrency = settings.concurrency;
-        response.results = futures::stream::iter(inv.tasks.into_iter())
+        response.results = futures::stream::iter(inv.tasks)
             .map(|entry| {
                 let ctx = self.ctx.clone();
                 let settings = settings.clone();
@@ -79,42 +79,46 @@ impl Handler {
         response
     }
 
-    /// What `handle` would do, without touching S3: per task, the decoded object and settings.
+    /// What `handle` would do; see [`dry_run`].
     pub fn dry_run(&self, event: &Value) -> Value {
-        let inv = schema::parse(event);
-        let settings = match &inv.error {
-            Some(reason) => Err(format!("invalid invocation: {reason}")),
-            None => self
-                .base
-                .with_user_arguments(&inv.user_arguments)
-                .map_err(|e| e.to_string()),
-        };
-        let tasks: Vec<Value> = inv
-            .tasks
-            .iter()
-            .map(|entry| match (entry, &settings) {
-                (_, Err(reason)) => json!({"taskId": entry.task_id(), "error": reason}),
-                (TaskEntry::Invalid { task_id, reason }, _) => {
-                    json!({"taskId": task_id, "error": reason})
-                }
-                (TaskEntry::Ready(t), Ok(_)) => json!({
-                    "taskId": t.task_id,
-                    "bucket": t.bucket,
-                    "key": t.key,
-                    "rawKey": t.raw_key,
-                    "versionId": t.version_id,
-                }),
-            })
-            .collect();
-        json!({
-            "invocationSchemaVersion": inv.raw_version,
-            "invocationId": inv.invocation_id,
-            "jobId": inv.job_id,
-            "userArguments": inv.user_arguments,
-            "settings": settings.as_ref().map(|s| s.describe()).unwrap_or(Value::Null),
-            "tasks": tasks,
-        })
+        dry_run(&self.base, event)
     }
+}
+
+/// What an invocation would do, without S3 or credentials: per task, the decoded object and settings.
+pub fn dry_run(base: &Settings, event: &Value) -> Value {
+    let inv = schema::parse(event);
+    let settings = match &inv.error {
+        Some(reason) => Err(format!("invalid invocation: {reason}")),
+        None => base
+            .with_user_arguments(&inv.user_arguments)
+            .map_err(|e| e.to_string()),
+    };
+    let tasks: Vec<Value> = inv
+        .tasks
+        .iter()
+        .map(|entry| match (entry, &settings) {
+            (_, Err(reason)) => json!({"taskId": entry.task_id(), "error": reason}),
+            (TaskEntry::Invalid { task_id, reason }, _) => {
+                json!({"taskId": task_id, "error": reason})
+            }
+            (TaskEntry::Ready(t), Ok(_)) => json!({
+                "taskId": t.task_id,
+                "bucket": t.bucket,
+                "key": t.key,
+                "rawKey": t.raw_key,
+                "versionId": t.version_id,
+            }),
+        })
+        .collect();
+    json!({
+        "invocationSchemaVersion": inv.raw_version,
+        "invocationId": inv.invocation_id,
+        "jobId": inv.job_id,
+        "userArguments": inv.user_arguments,
+        "settings": settings.as_ref().map(|s| s.describe()).unwrap_or(Value::Null),
+        "tasks": tasks,
+    })
 }
 
 async fn run_entry(

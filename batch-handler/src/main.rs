@@ -53,6 +53,16 @@ enum Command {
         #[arg(long)]
         timeout_seconds: Option<f64>,
     },
+    /// Print a key URL-encoded as a manifest or event carries it (every byte outside A-Z a-z 0-9 - . _ ~ /).
+    EncodeKey {
+        /// The object key.
+        key: String,
+    },
+    /// Print the key an event's URL-encoded `s3Key` stands for (form decoding: '+' is a space).
+    DecodeKey {
+        /// The key as found in an event, manifest or report.
+        key: String,
+    },
 }
 
 fn init_logging(json: bool) {
@@ -101,6 +111,16 @@ fn main() -> ExitCode {
             init_logging(false);
             invoke(&event, endpoint_url.as_deref(), dry_run, timeout_seconds)
         }
+        Command::EncodeKey { key } => {
+            println!("{}", batch_handler::schema::encode_key(&key));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::DecodeKey { key } => batch_handler::schema::decode_key(&key)
+            .map(|k| {
+                println!("{k}");
+                ExitCode::SUCCESS
+            })
+            .map_err(|e| anyhow::anyhow!("{e}")),
     };
     report_peak_rss();
     match result {
@@ -188,11 +208,14 @@ fn invoke(
     let value: serde_json::Value =
         serde_json::from_str(&text).with_context(|| format!("{} is not JSON", event.display()))?;
     let settings = Settings::from_env().context("reading settings from the environment")?;
+    if dry_run {
+        // No client, no credentials, no network: only what the event and settings say.
+        let output = batch_handler::handler::dry_run(&settings, &value);
+        println!("{}", serde_json::to_string_pretty(&output)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     let output = runtime()?.block_on(async {
         let handler = Handler::new(client::s3_client(endpoint_url).await, settings);
-        if dry_run {
-            return handler.dry_run(&value);
-        }
         let deadline = timeout.map(|s| tokio::time::Instant::now() + Duration::from_secs_f64(s));
         serde_json::to_value(handler.handle(&value, deadline).await).expect("response serialises")
     });

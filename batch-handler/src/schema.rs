@@ -363,7 +363,7 @@ mod tests {
     }
 
     fn fixture(name: &str) -> Value {
-        let f = match name {
+        match name {
             "F1" => {
                 json!({"invocationSchemaVersion":"1.0","invocationId":"YXNkbGZqYWRmaiBhc2RmdW9hZHNmZGpmaGFzbGtkaGZza2RmaAo","job":{"id":"f3cc4f60-61f6-4a2b-8a21-d07600c373ce"},"tasks":[{"taskId":"dGFza2lkZ29lc2hlcmUK","s3Key":"customerImage1.jpg","s3VersionId":"1","s3BucketArn":"arn:aws:s3:us-east-1:0123456788:amzn-s3-demo-bucket1"}]})
             }
@@ -380,8 +380,7 @@ mod tests {
                 json!({"invocationSchemaVersion":"2.0","invocationId":"YXNkbGZqYWRmaiBhc2RmdW9hZHNmZGpmaGFzbGtkaGZza2RmaAo","job":{"id":"f3cc4f60-61f6-4a2b-8a21-d07600c373ce","userArguments":{"k1":"v1","k2":"v2"}},"tasks":[{"taskId":"dGFza2lkZ29lc2hlcmUK","s3Key":"prefix/dataset/dataset.20231222.json.gz","s3VersionId":null,"s3Bucket":"powertools-dataset"}]})
             }
             _ => unreachable!(),
-        };
-        f
+        }
     }
 
     #[test]

@@ -63,10 +63,10 @@ pub struct VersioningCache {
 impl VersioningCache {
     /// Whether versioning is Enabled on `bucket` (Suspended and never-enabled are not).
     pub async fn is_enabled(&self, s3: &Client, bucket: &str) -> Result<bool, Outcome> {
-        if let Some((on, at)) = self.seen.lock().expect("cache lock").get(bucket) {
-            if at.elapsed() < VERSIONING_TTL {
-                return Ok(*on);
-            }
+        if let Some((on, at)) = self.seen.lock().expect("cache lock").get(bucket)
+            && at.elapsed() < VERSIONING_TTL
+        {
+            return Ok(*on);
         }
         let on = match s3.get_bucket_versioning().bucket(bucket).send().await {
             Ok(out) => out.status() == Some(&BucketVersioningStatus::Enabled),

@@ -76,52 +76,14 @@ pub async fn new_bucket(s3: &Client, label: &str, versioned: bool) -> String {
     name
 }
 
-/// A deterministic "call": the customer (left) and the agent (right) take turns, with a noise floor.
+/// The frames of a deterministic synthetic call (customer left, agent right).
 pub fn connect_pcm(seconds: f64) -> Vec<(i16, i16)> {
-    let frames = (seconds * 8000.0) as usize;
-    let mut seed: u32 = 0x1234_5678;
-    let mut noise = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 17;
-        seed ^= seed << 5;
-        ((seed % 64) as i32 - 32) as i16
-    };
-    (0..frames)
-        .map(|i| {
-            let t = i as f64 / 8000.0;
-            let turn = (t / 2.5) as usize % 2; // 2.5 s turns
-            let voice = |f: f64| {
-                ((t * f * std::f64::consts::TAU).sin() * 9000.0 * (t * 3.0).sin().abs()) as i16
-            };
-            if turn == 0 {
-                (voice(220.0).saturating_add(noise()), noise())
-            } else {
-                (noise(), voice(140.0).saturating_add(noise()))
-            }
-        })
-        .collect()
+    manifest_builder::synth::call_frames(seconds, 1).collect()
 }
 
-/// A PCM s16le 8 kHz stereo WAV as Amazon Connect writes it, via `hound`.
+/// A PCM s16le 8 kHz stereo WAV as Amazon Connect writes it (written by `hound`).
 pub fn connect_wav(seconds: f64) -> Vec<u8> {
-    let spec = hound::WavSpec {
-        channels: 2,
-        sample_rate: 8000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut cursor = std::io::Cursor::new(Vec::new());
-    {
-        let mut w = hound::WavWriter::new(&mut cursor, spec).expect("wav writer");
-        let mut samples = w.get_i16_writer((seconds * 8000.0) as u32 * 2);
-        for (l, r) in connect_pcm(seconds) {
-            samples.write_sample(l);
-            samples.write_sample(r);
-        }
-        samples.flush().expect("samples");
-        w.finalize().expect("finalize");
-    }
-    cursor.into_inner()
+    manifest_builder::synth::call_wav(seconds, 1)
 }
 
 /// A long recording built fast: a plain 44-byte header and `seconds` of repeated call audio.

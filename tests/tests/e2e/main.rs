@@ -2,6 +2,7 @@
 //! `batch-handler` binary through the Lambda Runtime API, and the transcoder against ffmpeg,
 //! sox and CPython's audioop.
 
+mod cli;
 mod lambda_protocol;
 mod memory;
 mod reference_tools;

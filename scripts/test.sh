@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The README's test command: every test of the workspace against a real S3 server on loopback.
+#
+# It starts moto on a free 127.0.0.1 port (on first use it installs moto from PyPI into ./.venv,
+# the only thing it installs), builds the binaries the end-to-end tests drive, runs
+# `cargo test --workspace`, and stops moto on exit. Static credentials and an explicit region:
+# the AWS SDK never looks for instance metadata. Extra arguments go to `cargo test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
+export AWS_EC2_METADATA_DISABLED=true
+unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL AWS_ENDPOINT_URL_S3 || true
+export E2E_REQUIRE=1   # a missing moto fails the tests instead of skipping them
+
+eval "$(scripts/start-moto.sh)"
+export MOTO_ENDPOINT
+trap 'kill "$MOTO_PID" 2>/dev/null || true' EXIT
+echo "moto: $MOTO_ENDPOINT (pid $MOTO_PID)" >&2
+
+cargo build --workspace --bins --locked
+cargo test --workspace --locked "$@"

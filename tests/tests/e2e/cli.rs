@@ -1,0 +1,121 @@
+//! The `batch-handler` command line as an operator uses it.
+
+use std::process::Command;
+
+use batch_handler::Options;
+use batch_handler::transcode::Transcoder;
+use e2e_tests::*;
+use serde_json::Value;
+
+fn binary(test: &str) -> Option<std::path::PathBuf> {
+    let b = workspace_binary("batch-handler");
+    if b.is_none() {
+        missing(
+            "the batch-handler binary (cargo build -p batch-handler)",
+            test,
+        );
+    }
+    b
+}
+
+fn dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("e2e-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn dry_run_needs_no_credentials_region_or_network() {
+    let Some(bin) = binary("dry_run_needs_no_credentials") else {
+        return;
+    };
+    let d = dir("dry");
+    let event = event_v2(
+        "amazon-connect-0123",
+        &[("a%20b%2Bc%3A.wav", Some("v1")), ("bad%zz", None)],
+        serde_json::json!({"downmix": "left"}),
+    );
+    std::fs::write(d.join("ev.json"), event.to_string()).unwrap();
+    let out = Command::new(bin)
+        .env_clear()
+        .args(["invoke", "--dry-run", "--event"])
+        .arg(d.join("ev.json"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "",
+        "no config chain, no warnings"
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["tasks"][0]["key"], "a b+c:.wav");
+    assert_eq!(v["tasks"][0]["versionId"], "v1");
+    assert_eq!(v["tasks"][0]["bucket"], "amazon-connect-0123");
+    assert!(
+        v["tasks"][1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("not URL-encoded")
+    );
+    assert_eq!(v["settings"]["downmix"], "left");
+    assert_eq!(v["settings"]["storageClass"], "GLACIER_IR");
+}
+
+#[test]
+fn transcode_writes_what_the_library_writes_and_refuses_clearly() {
+    let Some(bin) = binary("transcode_cli") else {
+        return;
+    };
+    let d = dir("transcode");
+    let input = connect_wav(3.0);
+    std::fs::write(d.join("in.wav"), &input).unwrap();
+    let out = Command::new(&bin)
+        .arg("transcode")
+        .arg(d.join("in.wav"))
+        .arg(d.join("out.wav"))
+        .args(["--downmix", "sum"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut expected = Vec::new();
+    let options = Options {
+        downmix: batch_handler::Downmix::Sum,
+        ..Options::default()
+    };
+    let mut t = Transcoder::new(options, input.len() as u64);
+    t.feed(&input, &mut expected).unwrap();
+    t.finish().unwrap();
+    assert_eq!(std::fs::read(d.join("out.wav")).unwrap(), expected);
+
+    // Already A-law: exit 3, nothing written.
+    let again = Command::new(&bin)
+        .arg("transcode")
+        .arg(d.join("out.wav"))
+        .arg(d.join("again.wav"))
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already alaw"));
+    assert!(!d.join("again.wav").exists());
+
+    // Not a WAV: the error names the file and the reason; no partial output is left behind.
+    std::fs::write(d.join("notes.txt"), b"hello, this is not audio").unwrap();
+    let bad = Command::new(&bin)
+        .arg("transcode")
+        .arg(d.join("notes.txt"))
+        .arg(d.join("bad.wav"))
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("notes.txt") && err.contains("not a WAV file"),
+        "{err}"
+    );
+    assert!(!d.join("bad.wav").exists() && !d.join("bad.partial").exists());
+}
