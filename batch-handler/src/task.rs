@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{BucketVersioningStatus, ServerSideEncryption, Tag};
+use aws_sdk_s3::types::{ServerSideEncryption, Tag};
 use bytes::Bytes;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
@@ -68,40 +68,16 @@ impl VersioningCache {
         {
             return Ok(*on);
         }
-        let on = match s3.get_bucket_versioning().bucket(bucket).send().await {
-            Ok(out) => out.status() == Some(&BucketVersioningStatus::Enabled),
-            Err(e) => match status_from_unparsed_ok(&e) {
-                Some(on) => on,
-                None => {
-                    return Err(classify(
-                        &format!("checking versioning of bucket {bucket}"),
-                        &e,
-                    ));
-                }
-            },
-        };
+        let on = crate::client::bucket_versioning(s3, bucket)
+            .await
+            .map_err(|e| classify(&format!("checking versioning of bucket {bucket}"), &e))?
+            == crate::client::Versioning::Enabled;
         self.seen
             .lock()
             .expect("cache lock")
             .insert(bucket.to_string(), (on, Instant::now()));
         Ok(on)
     }
-}
-
-/// Reads `<Status>` from a 200 response the SDK could not parse.
-///
-/// Some S3-compatible servers (moto among them) wrap the answer in a root element other than
-/// S3's `VersioningConfiguration`, which the SDK's strict XML reader rejects. Only a successful
-/// HTTP status is read this way; anything else stays an error.
-fn status_from_unparsed_ok<E>(
-    err: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
-) -> Option<bool> {
-    let raw = err.raw_response()?;
-    if raw.status().as_u16() != 200 {
-        return None;
-    }
-    let body = std::str::from_utf8(raw.body().bytes()?).ok()?;
-    Some(body.contains("<Status>Enabled</Status>"))
 }
 
 /// What every task of a process shares.

@@ -1,8 +1,13 @@
 //! The operator's side: select recordings, write manifests, submit and follow Batch Operations
-//! jobs, read their reports. So far: the formats (completion reports, inventory manifests,
-//! CreateJob requests) and the synthetic recordings used by the demo, tests and benchmarks.
+//! jobs, read their reports. Data flows one way: select → manifest → job → report.
 
+pub mod aws;
 pub mod inventory;
 pub mod job;
+pub mod listing;
+pub mod location;
+pub mod manifest;
 pub mod report;
+pub mod select;
+pub mod select_cmd;
 pub mod synth;

@@ -4,6 +4,7 @@
 
 mod cli;
 mod lambda_protocol;
+mod manifest_listing;
 mod memory;
 mod reference_tools;
 mod s3_task;

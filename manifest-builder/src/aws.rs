@@ -1,0 +1,45 @@
+//! AWS clients from the standard chain, shaped by the CLI's global options.
+
+/// Options every command shares.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct AwsOptions {
+    /// S3 endpoint (a local S3-compatible server); path-style addressing is then used.
+    #[arg(long, global = true)]
+    pub endpoint_url: Option<String>,
+    /// Region (else the standard chain: AWS_REGION, profile).
+    #[arg(long, global = true)]
+    pub region: Option<String>,
+    /// Named profile from ~/.aws/config.
+    #[arg(long, global = true)]
+    pub profile: Option<String>,
+}
+
+impl AwsOptions {
+    /// The shared configuration from the standard chain with these overrides.
+    pub async fn config(&self) -> aws_config::SdkConfig {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if let Some(r) = &self.region {
+            loader = loader.region(aws_config::Region::new(r.clone()));
+        }
+        if let Some(p) = &self.profile {
+            loader = loader.profile_name(p);
+        }
+        loader.load().await
+    }
+
+    /// An S3 client (path-style with a custom endpoint).
+    pub async fn s3(&self) -> aws_sdk_s3::Client {
+        let shared = self.config().await;
+        let mut b = aws_sdk_s3::config::Builder::from(&shared);
+        let env_endpoint = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
+            .iter()
+            .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()));
+        if let Some(url) = &self.endpoint_url {
+            b = b.endpoint_url(url);
+        }
+        if self.endpoint_url.is_some() || env_endpoint {
+            b = b.force_path_style(true);
+        }
+        aws_sdk_s3::Client::from_conf(b.build())
+    }
+}

@@ -1,0 +1,318 @@
+//! Batch Operations CSV manifests (`S3BatchOperations_CSV_20180820`): no header, every key
+//! strictly percent-encoded, `bucket,key[,versionId]` with a version on every row or on none,
+//! split by task count, and a summary of what went in.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::Serialize;
+
+use crate::location::Location;
+use crate::select::Recording;
+
+/// Totals for one storage class.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ClassTotals {
+    /// Objects.
+    pub objects: u64,
+    /// Bytes.
+    pub bytes: u64,
+}
+
+/// One written manifest file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Part {
+    /// Where it is.
+    pub location: String,
+    /// ETag (S3 only), without quotes: what CreateJob pins.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    /// Rows.
+    pub tasks: u64,
+}
+
+/// What a manifest holds, saved beside it as JSON.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    /// Where the recordings came from.
+    pub source: String,
+    /// Objects selected.
+    pub objects: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Oldest last-modified (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oldest: Option<String>,
+    /// Newest last-modified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub newest: Option<String>,
+    /// Per storage class.
+    pub by_storage_class: BTreeMap<String, ClassTotals>,
+    /// Objects seen before filtering.
+    pub scanned: u64,
+    /// `["Bucket","Key"]` or `["Bucket","Key","VersionId"]`.
+    pub fields: Vec<String>,
+    /// The manifest files.
+    pub manifests: Vec<Part>,
+    #[serde(skip)]
+    oldest_t: Option<i64>,
+    #[serde(skip)]
+    newest_t: Option<i64>,
+}
+
+fn rfc3339(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0)
+        .map(|d| d.to_rfc3339())
+        .unwrap_or_default()
+}
+
+impl Summary {
+    fn add(&mut self, r: &Recording) {
+        self.objects += 1;
+        self.bytes += r.size;
+        let c = self
+            .by_storage_class
+            .entry(r.storage_class.clone())
+            .or_default();
+        c.objects += 1;
+        c.bytes += r.size;
+        if let Some(t) = r.last_modified {
+            if self.oldest_t.is_none_or(|o| t < o) {
+                self.oldest_t = Some(t);
+                self.oldest = Some(rfc3339(t));
+            }
+            if self.newest_t.is_none_or(|n| t > n) {
+                self.newest_t = Some(t);
+                self.newest = Some(rfc3339(t));
+            }
+        }
+    }
+}
+
+/// One manifest row.
+pub fn row(r: &Recording) -> String {
+    let key = batch_handler::schema::encode_key(&r.key);
+    match &r.version_id {
+        Some(v) => format!("{},{key},{v}\n", r.bucket),
+        None => format!("{},{key}\n", r.bucket),
+    }
+}
+
+/// Writes manifest parts to local files as recordings arrive (memory does not grow with them).
+#[derive(Debug)]
+pub struct Writer {
+    dir: PathBuf,
+    stem: String,
+    max_tasks: Option<u64>,
+    with_versions: Option<bool>,
+    files: Vec<(PathBuf, u64)>,
+    current: Option<std::io::BufWriter<std::fs::File>>,
+    in_current: u64,
+    /// Running totals.
+    pub summary: Summary,
+}
+
+impl Writer {
+    /// Parts go to `dir/stem-NNNNN.csv`.
+    pub fn new(
+        dir: &Path,
+        stem: &str,
+        max_tasks: Option<u64>,
+        source: String,
+    ) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(Writer {
+            dir: dir.to_path_buf(),
+            stem: stem.to_string(),
+            max_tasks: max_tasks.filter(|&m| m > 0),
+            with_versions: None,
+            files: Vec::new(),
+            current: None,
+            in_current: 0,
+            summary: Summary {
+                source,
+                ..Summary::default()
+            },
+        })
+    }
+
+    /// Adds one selected recording.
+    pub fn push(&mut self, r: &Recording) -> anyhow::Result<()> {
+        let has = r.version_id.is_some();
+        match self.with_versions {
+            None => self.with_versions = Some(has),
+            Some(w) if w != has => bail!(
+                "s3://{}/{}: a manifest has a version id on every row or on none",
+                r.bucket,
+                r.key
+            ),
+            _ => {}
+        }
+        if self.current.is_none() || self.max_tasks.is_some_and(|m| self.in_current >= m) {
+            self.roll()?;
+        }
+        let w = self.current.as_mut().expect("open part");
+        w.write_all(row(r).as_bytes())?;
+        self.in_current += 1;
+        self.files.last_mut().expect("open part").1 += 1;
+        self.summary.add(r);
+        Ok(())
+    }
+
+    fn roll(&mut self) -> anyhow::Result<()> {
+        if let Some(mut w) = self.current.take() {
+            w.flush()?;
+        }
+        let path = self
+            .dir
+            .join(format!("{}-{:05}.csv", self.stem, self.files.len() + 1));
+        let f =
+            std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+        self.current = Some(std::io::BufWriter::with_capacity(1 << 20, f));
+        self.files.push((path, 0));
+        self.in_current = 0;
+        Ok(())
+    }
+
+    /// Closes the parts: their local paths and row counts, and the summary.
+    pub fn finish(mut self) -> anyhow::Result<(Vec<(PathBuf, u64)>, Summary)> {
+        if let Some(mut w) = self.current.take() {
+            w.flush()?;
+        }
+        let mut s = self.summary;
+        s.fields = match self.with_versions {
+            Some(true) => vec!["Bucket".into(), "Key".into(), "VersionId".into()],
+            _ => vec!["Bucket".into(), "Key".into()],
+        };
+        Ok((self.files, s))
+    }
+}
+
+/// Where part `i` of `n` goes: `output` itself when there is one part, else `name-00001.csv`...
+pub fn part_location(output: &Location, i: usize, n: usize) -> Location {
+    if n <= 1 {
+        return output.clone();
+    }
+    let name = match output {
+        Location::S3 { key, .. } => key.rsplit('/').next().unwrap_or("manifest.csv").to_string(),
+        Location::Local(p) => p
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "manifest.csv".into()),
+    };
+    let (stem, ext) = name.rsplit_once('.').unwrap_or((name.as_str(), "csv"));
+    output.sibling(&format!("{stem}-{:05}.{ext}", i + 1))
+}
+
+/// Where the summary of `output` goes: `name.summary.json` beside it.
+pub fn summary_location(output: &Location) -> Location {
+    let name = match output {
+        Location::S3 { key, .. } => key.rsplit('/').next().unwrap_or("manifest.csv").to_string(),
+        Location::Local(p) => p
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    };
+    let stem = name.rsplit_once('.').map(|(s, _)| s).unwrap_or(&name);
+    output.sibling(&format!("{stem}.summary.json"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(key: &str, version: Option<&str>, size: u64, t: i64, class: &str) -> Recording {
+        Recording {
+            bucket: "amzn-s3-demo-bucket1".into(),
+            key: key.into(),
+            version_id: version.map(str::to_string),
+            size,
+            last_modified: Some(t),
+            storage_class: class.into(),
+        }
+    }
+
+    #[test]
+    fn rows_are_strictly_encoded_without_header() {
+        assert_eq!(
+            row(&rec("object key with spaces", None, 1, 0, "STANDARD")),
+            "amzn-s3-demo-bucket1,object%20key%20with%20spaces\n"
+        );
+        assert_eq!(
+            row(&rec(
+                "photos/jpgs/newjersey/objectkey5",
+                Some("imHf3FAiRsvBW_EHB8GOu.NHunHO1gVs"),
+                1,
+                0,
+                "STANDARD"
+            )),
+            "amzn-s3-demo-bucket1,photos/jpgs/newjersey/objectkey5,imHf3FAiRsvBW_EHB8GOu.NHunHO1gVs\n"
+        );
+        assert_eq!(
+            row(&rec("c/a+b,c:d.wav", Some("null"), 1, 0, "STANDARD")),
+            "amzn-s3-demo-bucket1,c/a%2Bb%2Cc%3Ad.wav,null\n"
+        );
+    }
+
+    #[test]
+    fn split_by_tasks_with_totals() {
+        let dir = std::env::temp_dir().join(format!("mb-writer-{}", std::process::id()));
+        let mut w = Writer::new(&dir, "m", Some(2), "test".into()).unwrap();
+        for (i, class) in [
+            "STANDARD",
+            "STANDARD",
+            "STANDARD_IA",
+            "STANDARD",
+            "STANDARD",
+        ]
+        .iter()
+        .enumerate()
+        {
+            w.push(&rec(
+                &format!("k{i}.wav"),
+                None,
+                10 * (i as u64 + 1),
+                1_700_000_000 + i as i64,
+                class,
+            ))
+            .unwrap();
+        }
+        let err = w
+            .push(&rec("v.wav", Some("1"), 1, 0, "STANDARD"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("version id on every row or on none"), "{err}");
+        let (files, s) = w.finish().unwrap();
+        assert_eq!(files.iter().map(|f| f.1).collect::<Vec<_>>(), vec![2, 2, 1]);
+        assert_eq!(
+            std::fs::read_to_string(&files[2].0).unwrap(),
+            "amzn-s3-demo-bucket1,k4.wav\n"
+        );
+        assert_eq!((s.objects, s.bytes), (5, 150));
+        assert_eq!(
+            s.by_storage_class["STANDARD_IA"],
+            ClassTotals {
+                objects: 1,
+                bytes: 30
+            }
+        );
+        assert_eq!(s.oldest.as_deref(), Some("2023-11-14T22:13:20+00:00"));
+        assert_eq!(s.fields, vec!["Bucket", "Key"]);
+        let out: Location = "s3://b/jobs/manifest.csv".parse().unwrap();
+        assert_eq!(
+            part_location(&out, 0, 1).to_string(),
+            "s3://b/jobs/manifest.csv"
+        );
+        assert_eq!(
+            part_location(&out, 2, 3).to_string(),
+            "s3://b/jobs/manifest-00003.csv"
+        );
+        assert_eq!(
+            summary_location(&out).to_string(),
+            "s3://b/jobs/manifest.summary.json"
+        );
+        std::fs::remove_dir_all(dir).ok();
+    }
+}

@@ -1,0 +1,344 @@
+//! `manifest-builder manifest`: select → write → upload, with a summary.
+
+use std::io::IsTerminal;
+
+use anyhow::{Context, bail};
+use chrono::NaiveDate;
+use futures::{Stream, StreamExt};
+use regex::Regex;
+
+use crate::aws::AwsOptions;
+use crate::listing::Lister;
+use crate::location::Location;
+use crate::manifest::{self, Part, Summary, Writer};
+use crate::select::{self, DateWindow, Filter, Recording};
+
+/// Flags of `manifest`.
+#[derive(Debug, clap::Args)]
+pub struct ManifestArgs {
+    /// Bucket to list (source A).
+    #[arg(long)]
+    pub bucket: Option<String>,
+    /// Prefix above the `YYYY/MM/DD/` folders, e.g. connect/<alias>/CallRecordings/.
+    #[arg(long, default_value = "")]
+    pub prefix: String,
+    /// Recordings at least this old by their day folder: 7d, 2w, 3m, 1y. Starts at the beginning (backfill) unless --from.
+    #[arg(long)]
+    pub older_than: Option<String>,
+    /// First day (YYYY-MM-DD), inclusive.
+    #[arg(long)]
+    pub from: Option<NaiveDate>,
+    /// Last day (YYYY-MM-DD), inclusive.
+    #[arg(long)]
+    pub to: Option<NaiveDate>,
+    /// Exactly this day (YYYY-MM-DD).
+    #[arg(long, conflicts_with_all = ["from", "to", "older_than"])]
+    pub date: Option<NaiveDate>,
+    /// Key suffix to select, case-insensitive ("" for any).
+    #[arg(long, default_value = ".wav")]
+    pub suffix: String,
+    /// Regex the key must match.
+    #[arg(long)]
+    pub key_regex: Option<Regex>,
+    /// Last modified at or after (YYYY-MM-DD or RFC 3339).
+    #[arg(long, value_parser = parse_time)]
+    pub modified_after: Option<i64>,
+    /// Last modified before (YYYY-MM-DD or RFC 3339).
+    #[arg(long, value_parser = parse_time)]
+    pub modified_before: Option<i64>,
+    /// Smallest original in bytes. Default 512 KiB: its A-law output is GLACIER_IR's 128 KiB
+    /// minimum billable size, so anything smaller saves little and still pays the requests.
+    #[arg(long, default_value_t = select::DEFAULT_MIN_SIZE)]
+    pub min_size: u64,
+    /// Largest original in bytes.
+    #[arg(long)]
+    pub max_size: Option<u64>,
+    /// Only objects in these storage classes (repeatable; default any).
+    #[arg(long = "storage-class")]
+    pub storage_classes: Vec<String>,
+    /// Skip these storage classes (repeatable). Default GLACIER, DEEP_ARCHIVE (unreadable
+    /// without a restore) and GLACIER_IR (most likely converted; reading it is billed per GB).
+    #[arg(long = "skip-storage-class", default_values_t = select::DEFAULT_SKIP_CLASSES.map(String::from))]
+    pub skip_storage_classes: Vec<String>,
+    /// Skip objects that already carry the converted tag: one GetObjectTagging per object
+    /// (the handler skips them anyway, at the price of one GET).
+    #[arg(long)]
+    pub check_tags: bool,
+    /// Tag that marks converted objects (with --check-tags).
+    #[arg(long, default_value = "converted=true")]
+    pub converted_tag: String,
+    /// Versions: auto (ask the bucket), on (current version ids), off.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "on", "off"])]
+    pub versions: String,
+    /// Where to write the manifest: s3://bucket/key.csv or a local path.
+    #[arg(long)]
+    pub output: Option<Location>,
+    /// Split into manifests of at most this many tasks.
+    #[arg(long)]
+    pub max_tasks: Option<u64>,
+    /// Day prefixes listed at once.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// Select and summarise, write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+fn parse_time(s: &str) -> Result<i64, String> {
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(d
+            .and_hms_opt(0, 0, 0)
+            .expect("midnight")
+            .and_utc()
+            .timestamp());
+    }
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.timestamp())
+        .map_err(|_| format!("{s:?} is not YYYY-MM-DD or an RFC 3339 time"))
+}
+
+impl ManifestArgs {
+    fn filter(&self) -> Filter {
+        Filter {
+            suffix: (!self.suffix.is_empty()).then(|| self.suffix.clone()),
+            regex: self.key_regex.clone(),
+            modified_after: self.modified_after,
+            modified_before: self.modified_before,
+            min_size: self.min_size,
+            max_size: self.max_size,
+            classes: self
+                .storage_classes
+                .iter()
+                .map(|c| c.to_ascii_uppercase())
+                .collect(),
+            // A class asked for explicitly is not skipped by the default list.
+            skip_classes: self
+                .skip_storage_classes
+                .iter()
+                .map(|c| c.to_ascii_uppercase())
+                .filter(|c| {
+                    !self
+                        .storage_classes
+                        .iter()
+                        .any(|k| k.eq_ignore_ascii_case(c))
+                })
+                .collect(),
+        }
+    }
+
+    /// The day window asked for, if any.
+    pub fn window(&self, today: NaiveDate) -> anyhow::Result<Option<DateWindow>> {
+        if let Some(d) = self.date {
+            return Ok(Some(DateWindow { from: d, to: d }));
+        }
+        if self.older_than.is_none() && self.from.is_none() && self.to.is_none() {
+            return Ok(None);
+        }
+        let mut to = self.to.unwrap_or(today);
+        if let Some(age) = &self.older_than {
+            let days = select::parse_age(age).map_err(anyhow::Error::msg)?;
+            to = to.min(today - chrono::Days::new(days));
+        }
+        let from = self
+            .from
+            .unwrap_or(NaiveDate::from_ymd_opt(1970, 1, 1).expect("date"));
+        if from > to {
+            bail!("the date window is empty: from {from} to {to}");
+        }
+        Ok(Some(DateWindow { from, to }))
+    }
+}
+
+fn progress(label: &'static str) -> indicatif::ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let pb = indicatif::ProgressBar::new_spinner();
+    pb.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").expect("template"),
+    );
+    pb.set_message(label);
+    pb.enable_steady_tick(std::time::Duration::from_millis(120));
+    pb
+}
+
+type Batches = std::pin::Pin<Box<dyn Stream<Item = anyhow::Result<Vec<Recording>>> + Send>>;
+
+/// Runs `manifest`; returns the summary (also written beside the manifest).
+pub async fn run(args: &ManifestArgs, aws: &AwsOptions) -> anyhow::Result<Summary> {
+    let s3 = aws.s3().await;
+    let filter = args.filter();
+    let (source, batches): (String, Batches) = match &args.bucket {
+        None => bail!("give --bucket (listing) or --inventory"),
+        Some(bucket) => {
+            let versions = match args.versions.as_str() {
+                "on" => true,
+                "off" => false,
+                _ => {
+                    batch_handler::client::bucket_versioning(&s3, bucket)
+                        .await
+                        .map_err(aws_sdk_s3::Error::from)
+                        .with_context(|| format!("checking versioning of bucket {bucket}"))?
+                        != batch_handler::client::Versioning::Off
+                }
+            };
+            let lister = Lister {
+                s3: s3.clone(),
+                bucket: bucket.clone(),
+                versions,
+            };
+            let today = chrono::Utc::now().date_naive();
+            match args.window(today)? {
+                Some(w) => {
+                    let months = lister.existing_months(&args.prefix).await?;
+                    let days = w.day_prefixes(&args.prefix, &months);
+                    let source = format!(
+                        "s3://{bucket}/{}{{{}..{}}} ({} day prefixes)",
+                        args.prefix,
+                        w.from,
+                        w.to,
+                        days.len()
+                    );
+                    (source, Box::pin(lister.prefixes(days, args.concurrency)))
+                }
+                None => (
+                    format!("s3://{bucket}/{}", args.prefix),
+                    Box::pin(lister.pages(args.prefix.clone())),
+                ),
+            }
+        }
+    };
+    select_and_write(args, &s3, &filter, source, batches).await
+}
+
+async fn select_and_write(
+    args: &ManifestArgs,
+    s3: &aws_sdk_s3::Client,
+    filter: &Filter,
+    source: String,
+    mut batches: Batches,
+) -> anyhow::Result<Summary> {
+    let tmp = std::env::temp_dir().join(format!(
+        "manifest-builder-{}-{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_micros()
+    ));
+    let mut writer = Writer::new(&tmp, "manifest", args.max_tasks, source)?;
+    let (tag_key, tag_value) = args
+        .converted_tag
+        .split_once('=')
+        .unwrap_or((args.converted_tag.as_str(), "true"));
+    let pb = progress("listing");
+    let mut scanned = 0u64;
+    while let Some(batch) = batches.next().await {
+        let batch = batch?;
+        scanned += batch.len() as u64;
+        let mut selected: Vec<Recording> =
+            batch.into_iter().filter(|r| filter.accepts(r)).collect();
+        if args.check_tags {
+            selected = without_tag(s3, selected, tag_key, tag_value).await?;
+        }
+        for r in &selected {
+            writer.push(r)?;
+        }
+        pb.set_message(format!(
+            "listing: {scanned} objects seen, {} selected",
+            writer.summary.objects
+        ));
+    }
+    pb.finish_and_clear();
+    let (files, mut summary) = writer.finish()?;
+    summary.scanned = scanned;
+    let result = async {
+        if args.dry_run || summary.objects == 0 {
+            return Ok(());
+        }
+        let Some(output) = &args.output else {
+            bail!("give --output s3://bucket/key.csv (or a local path), or --dry-run");
+        };
+        let n = files.len();
+        for (i, (path, tasks)) in files.iter().enumerate() {
+            let loc = manifest::part_location(output, i, n);
+            let etag = loc.put_file(s3, path, "text/csv").await?;
+            summary.manifests.push(Part {
+                location: loc.to_string(),
+                etag,
+                tasks: *tasks,
+            });
+        }
+        let json = serde_json::to_vec_pretty(&summary)?;
+        manifest::summary_location(output)
+            .write(s3, json, "application/json")
+            .await?;
+        Ok(())
+    }
+    .await;
+    std::fs::remove_dir_all(&tmp).ok();
+    result.map(|()| summary)
+}
+
+async fn without_tag(
+    s3: &aws_sdk_s3::Client,
+    recordings: Vec<Recording>,
+    key: &str,
+    value: &str,
+) -> anyhow::Result<Vec<Recording>> {
+    let checks = futures::stream::iter(recordings)
+        .map(|r| async move {
+            let out = s3
+                .get_object_tagging()
+                .bucket(&r.bucket)
+                .key(&r.key)
+                .set_version_id(r.version_id.clone().filter(|v| v != "null"))
+                .send()
+                .await
+                .map_err(aws_sdk_s3::Error::from)
+                .with_context(|| format!("reading tags of s3://{}/{}", r.bucket, r.key))?;
+            let tagged = out
+                .tag_set()
+                .iter()
+                .any(|t| t.key() == key && t.value() == value);
+            anyhow::Ok((!tagged).then_some(r))
+        })
+        .buffered(16);
+    let kept: Vec<Option<Recording>> = futures::TryStreamExt::try_collect(checks).await?;
+    Ok(kept.into_iter().flatten().collect())
+}
+
+/// Human-readable summary lines.
+pub fn print_summary(s: &Summary, dry_run: bool) {
+    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+    eprintln!("source: {}", s.source);
+    eprintln!(
+        "scanned {} objects, selected {} ({:.3} GiB)",
+        s.scanned,
+        s.objects,
+        gib(s.bytes)
+    );
+    if let (Some(o), Some(n)) = (&s.oldest, &s.newest) {
+        eprintln!("last modified: {o} .. {n}");
+    }
+    for (class, t) in &s.by_storage_class {
+        eprintln!(
+            "  {class:<20} {:>10} objects {:>12.3} GiB",
+            t.objects,
+            gib(t.bytes)
+        );
+    }
+    if s.objects == 0 {
+        eprintln!("nothing selected: no manifest written");
+    } else if dry_run {
+        eprintln!("dry run: no manifest written");
+    }
+    for p in &s.manifests {
+        eprintln!(
+            "manifest {} ({} tasks{})",
+            p.location,
+            p.tasks,
+            p.etag
+                .as_deref()
+                .map(|e| format!(", ETag {e}"))
+                .unwrap_or_default()
+        );
+    }
+}
