@@ -3,7 +3,14 @@
 //! Never by position: the optional fields an inventory carries vary per configuration, and only
 //! `Bucket, Key` are always first (`s3-batch-ops.md` §4.3).
 
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::Path;
+
+use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
+
+use crate::manifest::{self, Summary};
+use crate::select::{Filter, Recording};
 
 /// An inventory report's `manifest.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,6 +116,116 @@ impl InventoryManifest {
     }
 }
 
+/// One inventory row as a recording; `Ok(None)` for rows that are not current versions.
+pub fn recording(record: &csv::StringRecord, cols: &Columns) -> Result<Option<Recording>, String> {
+    if record.len() != cols.count {
+        return Err(format!(
+            "{} fields, the fileSchema has {}",
+            record.len(),
+            cols.count
+        ));
+    }
+    let field = |i: Option<usize>| i.map(|i| &record[i]).unwrap_or("");
+    if cols.is_latest.is_some() && !field(cols.is_latest).eq_ignore_ascii_case("true") {
+        return Ok(None);
+    }
+    if field(cols.is_delete_marker).eq_ignore_ascii_case("true") {
+        return Ok(None);
+    }
+    let raw_key = &record[cols.key];
+    let key =
+        batch_handler::schema::decode_key(raw_key).map_err(|e| format!("{e}: {raw_key:?}"))?;
+    let size = match field(cols.size) {
+        "" => 0,
+        s => s
+            .parse::<u64>()
+            .map_err(|_| format!("Size {s:?} is not a number"))?,
+    };
+    let last_modified = match field(cols.last_modified) {
+        "" => None,
+        t => Some(
+            chrono::DateTime::parse_from_rfc3339(t)
+                .map_err(|_| format!("LastModifiedDate {t:?} is not an ISO-8601 time"))?
+                .timestamp(),
+        ),
+    };
+    let class = field(cols.storage_class);
+    Ok(Some(Recording {
+        bucket: record[cols.bucket].to_string(),
+        key,
+        // "All versions" inventories leave the null version's id empty; the manifest says `null`.
+        version_id: cols.version_id.map(|i| match &record[i] {
+            "" => "null".to_string(),
+            v => v.to_string(),
+        }),
+        size,
+        last_modified,
+        storage_class: if class.is_empty() {
+            "STANDARD".into()
+        } else {
+            class.to_string()
+        },
+    }))
+}
+
+/// Reads one gzip CSV data file, writes the selected rows (manifest format) to `rows_out`.
+///
+/// Streams: memory does not depend on the file's size. `name` identifies the file in errors.
+pub fn scan_csv_gz(
+    data: &Path,
+    name: &str,
+    cols: &Columns,
+    filter: &Filter,
+    rows_out: &Path,
+) -> anyhow::Result<Summary> {
+    let file = std::fs::File::open(data).with_context(|| format!("opening {}", data.display()))?;
+    let gz = flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 20, file));
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(BufReader::with_capacity(1 << 20, gz));
+    let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(rows_out)?);
+    let mut summary = Summary::default();
+    let mut record = csv::StringRecord::new();
+    let mut row = 0u64;
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => bail!("{name}: row {}: {e}", row + 1),
+        }
+        row += 1;
+        summary.scanned += 1;
+        let r = match recording(&record, cols) {
+            Ok(Some(r)) => r,
+            Ok(None) => continue,
+            Err(reason) => bail!("{name}: row {row}: {reason}"),
+        };
+        if filter.accepts(&r) {
+            out.write_all(manifest::row(&r).as_bytes())?;
+            summary.add(&r);
+        }
+    }
+    out.flush()?;
+    Ok(summary)
+}
+
+/// Copies the rows written by [`scan_csv_gz`] into the manifest writer, in order.
+pub fn append_rows(
+    rows: &Path,
+    writer: &mut manifest::Writer,
+    has_versions: bool,
+) -> anyhow::Result<()> {
+    let f = std::fs::File::open(rows).with_context(|| format!("opening {}", rows.display()))?;
+    let mut line = String::new();
+    let mut reader = BufReader::with_capacity(1 << 20, f);
+    while reader.read_line(&mut line)? > 0 {
+        writer.push_line(&line, has_versions, || line.trim_end().to_string())?;
+        line.clear();
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,6 +266,66 @@ mod tests {
         assert_eq!(
             (c.size, c.last_modified, c.storage_class, c.count),
             (Some(5), Some(6), Some(8), 18)
+        );
+    }
+
+    #[test]
+    fn rows_become_current_versions_with_decoded_keys() {
+        let m = InventoryManifest::parse(F12.as_bytes(), "m").unwrap();
+        let c = m.csv_columns("m").unwrap();
+        let rec = |fields: &[&str]| {
+            let mut all: Vec<&str> = fields.to_vec();
+            all.resize(18, "");
+            csv::StringRecord::from(all)
+        };
+        let r = recording(
+            &rec(&[
+                "b",
+                "AWS+SKO+2015/a%3Ab.wav",
+                "",
+                "true",
+                "false",
+                "2048",
+                "2024-01-26T03:07:12.000Z",
+                "e",
+                "STANDARD_IA",
+            ]),
+            &c,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            (r.key.as_str(), r.version_id.as_deref(), r.size),
+            ("AWS SKO 2015/a:b.wav", Some("null"), 2048)
+        );
+        assert_eq!(
+            (r.last_modified, r.storage_class.as_str()),
+            (Some(1_706_238_432), "STANDARD_IA")
+        );
+        assert_eq!(
+            recording(&rec(&["b", "k", "v1", "false", "false"]), &c).unwrap(),
+            None,
+            "not the latest"
+        );
+        assert_eq!(
+            recording(&rec(&["b", "k", "v1", "true", "true"]), &c).unwrap(),
+            None,
+            "delete marker"
+        );
+        assert!(
+            recording(&rec(&["b", "k%zz", "v", "true", "false"]), &c)
+                .unwrap_err()
+                .contains("not URL-encoded")
+        );
+        assert!(
+            recording(&rec(&["b", "k", "v", "true", "false", "big"]), &c)
+                .unwrap_err()
+                .contains("Size \"big\"")
+        );
+        assert!(
+            recording(&csv::StringRecord::from(vec!["b", "k"]), &c)
+                .unwrap_err()
+                .contains("2 fields, the fileSchema has 18")
         );
     }
 

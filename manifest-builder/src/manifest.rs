@@ -69,7 +69,8 @@ fn rfc3339(t: i64) -> String {
 }
 
 impl Summary {
-    fn add(&mut self, r: &Recording) {
+    /// Counts one selected recording.
+    pub fn add(&mut self, r: &Recording) {
         self.objects += 1;
         self.bytes += r.size;
         let c = self
@@ -87,6 +88,34 @@ impl Summary {
                 self.newest_t = Some(t);
                 self.newest = Some(rfc3339(t));
             }
+        }
+    }
+}
+
+impl Summary {
+    /// Adds another summary's totals (one inventory data file's, say).
+    pub fn merge(&mut self, other: &Summary) {
+        self.objects += other.objects;
+        self.bytes += other.bytes;
+        self.scanned += other.scanned;
+        for (class, t) in &other.by_storage_class {
+            let c = self.by_storage_class.entry(class.clone()).or_default();
+            c.objects += t.objects;
+            c.bytes += t.bytes;
+        }
+        if let Some(o) = other
+            .oldest_t
+            .filter(|&o| self.oldest_t.is_none_or(|s| o < s))
+        {
+            self.oldest_t = Some(o);
+            self.oldest = other.oldest.clone();
+        }
+        if let Some(n) = other
+            .newest_t
+            .filter(|&n| self.newest_t.is_none_or(|s| n > s))
+        {
+            self.newest_t = Some(n);
+            self.newest = other.newest.clone();
         }
     }
 }
@@ -140,13 +169,25 @@ impl Writer {
 
     /// Adds one selected recording.
     pub fn push(&mut self, r: &Recording) -> anyhow::Result<()> {
-        let has = r.version_id.is_some();
+        self.push_line(&row(r), r.version_id.is_some(), || {
+            format!("s3://{}/{}", r.bucket, r.key)
+        })?;
+        self.summary.add(r);
+        Ok(())
+    }
+
+    /// Adds a row already formatted by [`row`] (its totals are the caller's to merge).
+    pub fn push_line(
+        &mut self,
+        line: &str,
+        has_version: bool,
+        name: impl Fn() -> String,
+    ) -> anyhow::Result<()> {
         match self.with_versions {
-            None => self.with_versions = Some(has),
-            Some(w) if w != has => bail!(
-                "s3://{}/{}: a manifest has a version id on every row or on none",
-                r.bucket,
-                r.key
+            None => self.with_versions = Some(has_version),
+            Some(w) if w != has_version => bail!(
+                "{}: a manifest has a version id on every row or on none",
+                name()
             ),
             _ => {}
         }
@@ -154,10 +195,9 @@ impl Writer {
             self.roll()?;
         }
         let w = self.current.as_mut().expect("open part");
-        w.write_all(row(r).as_bytes())?;
+        w.write_all(line.as_bytes())?;
         self.in_current += 1;
         self.files.last_mut().expect("open part").1 += 1;
-        self.summary.add(r);
         Ok(())
     }
 

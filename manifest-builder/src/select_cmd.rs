@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 
 use anyhow::{Context, bail};
 use chrono::NaiveDate;
-use futures::{Stream, StreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use regex::Regex;
 
 use crate::aws::AwsOptions;
@@ -17,8 +17,12 @@ use crate::select::{self, DateWindow, Filter, Recording};
 #[derive(Debug, clap::Args)]
 pub struct ManifestArgs {
     /// Bucket to list (source A).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "inventory")]
     pub bucket: Option<String>,
+    /// S3 Inventory manifest.json to read instead of listing (source B): s3://... or a local path.
+    /// CSV inventories; each data file's MD5 is checked; current versions only.
+    #[arg(long)]
+    pub inventory: Option<Location>,
     /// Prefix above the `YYYY/MM/DD/` folders, e.g. connect/<alias>/CallRecordings/.
     #[arg(long, default_value = "")]
     pub prefix: String,
@@ -168,6 +172,9 @@ type Batches = std::pin::Pin<Box<dyn Stream<Item = anyhow::Result<Vec<Recording>
 pub async fn run(args: &ManifestArgs, aws: &AwsOptions) -> anyhow::Result<Summary> {
     let s3 = aws.s3().await;
     let filter = args.filter();
+    if let Some(inventory) = &args.inventory {
+        return from_inventory(args, &s3, &filter, inventory).await;
+    }
     let (source, batches): (String, Batches) = match &args.bucket {
         None => bail!("give --bucket (listing) or --inventory"),
         Some(bucket) => {
@@ -249,32 +256,198 @@ async fn select_and_write(
     pb.finish_and_clear();
     let (files, mut summary) = writer.finish()?;
     summary.scanned = scanned;
-    let result = async {
-        if args.dry_run || summary.objects == 0 {
-            return Ok(());
-        }
-        let Some(output) = &args.output else {
-            bail!("give --output s3://bucket/key.csv (or a local path), or --dry-run");
-        };
-        let n = files.len();
-        for (i, (path, tasks)) in files.iter().enumerate() {
-            let loc = manifest::part_location(output, i, n);
-            let etag = loc.put_file(s3, path, "text/csv").await?;
-            summary.manifests.push(Part {
-                location: loc.to_string(),
-                etag,
-                tasks: *tasks,
-            });
-        }
-        let json = serde_json::to_vec_pretty(&summary)?;
-        manifest::summary_location(output)
-            .write(s3, json, "application/json")
-            .await?;
-        Ok(())
-    }
-    .await;
+    let result = publish(args, s3, &files, &mut summary).await;
     std::fs::remove_dir_all(&tmp).ok();
     result.map(|()| summary)
+}
+
+/// Uploads (or copies) the manifest parts and the summary to `--output`.
+async fn publish(
+    args: &ManifestArgs,
+    s3: &aws_sdk_s3::Client,
+    files: &[(std::path::PathBuf, u64)],
+    summary: &mut Summary,
+) -> anyhow::Result<()> {
+    if args.dry_run || summary.objects == 0 {
+        return Ok(());
+    }
+    let Some(output) = &args.output else {
+        bail!("give --output s3://bucket/key.csv (or a local path), or --dry-run");
+    };
+    let n = files.len();
+    for (i, (path, tasks)) in files.iter().enumerate() {
+        let loc = manifest::part_location(output, i, n);
+        let etag = loc.put_file(s3, path, "text/csv").await?;
+        summary.manifests.push(Part {
+            location: loc.to_string(),
+            etag,
+            tasks: *tasks,
+        });
+    }
+    let json = serde_json::to_vec_pretty(&summary)?;
+    manifest::summary_location(output)
+        .write(s3, json, "application/json")
+        .await?;
+    Ok(())
+}
+
+/// Where a data file of a local inventory copy is: beside the manifest, by key or by name.
+fn local_data_file(manifest: &std::path::Path, key: &str) -> anyhow::Result<std::path::PathBuf> {
+    let dir = manifest.parent().unwrap_or(std::path::Path::new("."));
+    let name = key.rsplit('/').next().unwrap_or(key);
+    [dir.join(key), dir.join(name), dir.join("data").join(name)]
+        .into_iter()
+        .find(|p| p.exists())
+        .with_context(|| {
+            format!(
+                "inventory data file {key} not found beside {}",
+                manifest.display()
+            )
+        })
+}
+
+/// Streams `from` to `to` (S3) or reads it in place (local), checking its MD5.
+async fn fetch_checked(
+    s3: &aws_sdk_s3::Client,
+    from: &Location,
+    to: &std::path::Path,
+    md5: &str,
+) -> anyhow::Result<()> {
+    use md5::Digest;
+    use tokio::io::AsyncWriteExt;
+    let mut hasher = md5::Md5::new();
+    match from {
+        Location::S3 { bucket, key } => {
+            let mut body = s3
+                .get_object()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await
+                .map_err(aws_sdk_s3::Error::from)
+                .with_context(|| format!("reading {from}"))?
+                .body;
+            let mut file = tokio::fs::File::create(to).await?;
+            while let Some(chunk) = body
+                .try_next()
+                .await
+                .with_context(|| format!("reading {from}"))?
+            {
+                hasher.update(&chunk);
+                file.write_all(&chunk).await?;
+            }
+            file.flush().await?;
+        }
+        Location::Local(p) => {
+            let mut f =
+                std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?;
+            std::io::copy(&mut f, &mut hasher)?;
+        }
+    }
+    let actual: String = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    if !actual.eq_ignore_ascii_case(md5) {
+        bail!("{from}: MD5 {actual} does not match the inventory manifest's {md5}");
+    }
+    Ok(())
+}
+
+async fn from_inventory(
+    args: &ManifestArgs,
+    s3: &aws_sdk_s3::Client,
+    filter: &Filter,
+    manifest_loc: &Location,
+) -> anyhow::Result<Summary> {
+    let name = manifest_loc.to_string();
+    let inv = crate::inventory::InventoryManifest::parse(&manifest_loc.read(s3).await?, &name)?;
+    if !inv.file_format.eq_ignore_ascii_case("CSV") {
+        bail!(
+            "{name}: {} inventories are not read yet; configure the inventory as CSV",
+            inv.file_format
+        );
+    }
+    let cols = inv.csv_columns(&name)?;
+    let tmp = std::env::temp_dir().join(format!(
+        "manifest-builder-inv-{}-{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_micros()
+    ));
+    std::fs::create_dir_all(&tmp)?;
+    let pb = progress("reading inventory");
+    let result = read_inventory(args, s3, filter, manifest_loc, &inv, cols, &tmp, &pb).await;
+    pb.finish_and_clear();
+    std::fs::remove_dir_all(&tmp).ok();
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn read_inventory(
+    args: &ManifestArgs,
+    s3: &aws_sdk_s3::Client,
+    filter: &Filter,
+    manifest_loc: &Location,
+    inv: &crate::inventory::InventoryManifest,
+    cols: crate::inventory::Columns,
+    tmp: &std::path::Path,
+    pb: &indicatif::ProgressBar,
+) -> anyhow::Result<Summary> {
+    // Fetch (S3) or locate (local) every data file, MD5 checked, a few at a time.
+    let fetched: Vec<(String, std::path::PathBuf)> =
+        futures::stream::iter(inv.files.iter().enumerate())
+            .map(|(i, f)| async move {
+                let (from, path) = match manifest_loc {
+                    Location::S3 { bucket, .. } => {
+                        let from = Location::S3 {
+                            bucket: bucket.clone(),
+                            key: f.key.clone(),
+                        };
+                        (from, tmp.join(format!("data-{i:06}.csv.gz")))
+                    }
+                    Location::Local(p) => {
+                        let path = local_data_file(p, &f.key)?;
+                        (Location::Local(path.clone()), path)
+                    }
+                };
+                fetch_checked(s3, &from, &path, &f.md5_checksum).await?;
+                anyhow::Ok((from.to_string(), path))
+            })
+            .buffered(4)
+            .try_collect()
+            .await?;
+    pb.set_message(format!("reading inventory: {} data files", fetched.len()));
+    // Decode in parallel, each file to its own row file; then append them in manifest order,
+    // so the same inventory always gives the same manifest bytes (and ETag).
+    let (filter, rows_dir) = (filter.clone(), tmp.to_path_buf());
+    let scanned: Vec<(Summary, std::path::PathBuf)> = tokio::task::spawn_blocking(move || {
+        use rayon::prelude::*;
+        fetched
+            .par_iter()
+            .enumerate()
+            .map(|(i, (name, path))| {
+                let rows = rows_dir.join(format!("rows-{i:06}.csv"));
+                crate::inventory::scan_csv_gz(path, name, &cols, &filter, &rows).map(|s| (s, rows))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()
+    })
+    .await??;
+    let source = format!("inventory {manifest_loc} ({} data files)", inv.files.len());
+    let mut writer = Writer::new(&tmp.join("out"), "manifest", args.max_tasks, source)?;
+    let has_versions = cols.version_id.is_some();
+    let mut total = Summary::default();
+    for (s, rows) in &scanned {
+        crate::inventory::append_rows(rows, &mut writer, has_versions)?;
+        total.merge(s);
+    }
+    let (files, mut summary) = writer.finish()?;
+    summary.merge(&total);
+    if has_versions {
+        summary.fields = vec!["Bucket".into(), "Key".into(), "VersionId".into()];
+    }
+    publish(args, s3, &files, &mut summary).await?;
+    Ok(summary)
 }
 
 async fn without_tag(

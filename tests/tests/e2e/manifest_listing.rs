@@ -335,3 +335,205 @@ async fn filters_and_splitting_on_an_unversioned_bucket() {
         2
     );
 }
+
+fn gz(text: &str) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(text.as_bytes()).unwrap();
+    e.finish().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn inventory_csv_gz_all_versions_with_md5_checks_and_clear_errors() {
+    let test = "inventory_csv_gz";
+    let Some(endpoint) = moto_endpoint(test) else {
+        return;
+    };
+    if workspace_binary("manifest-builder").is_none() {
+        return missing(
+            "the manifest-builder binary (cargo build -p manifest-builder)",
+            test,
+        );
+    }
+    let s3 = s3_client(&endpoint);
+    let inv_bucket = new_bucket(&s3, "inventory", false).await;
+    let src = "amazon-connect-0123456789ab";
+    // As S3 Inventory writes it: every field quoted, keys URL-encoded with '+' for a space.
+    let row = |key: &str, version: &str, latest: &str, delete: &str, size: &str, class: &str| {
+        format!(
+            "\"{src}\",\"{key}\",\"{version}\",\"{latest}\",\"{delete}\",\"{size}\",\"2024-01-26T03:07:12.000Z\",\"etag\",\"{class}\",\"false\",\"\",\"SSE-KMS\",\"\",\"\",\"\",\"\",\"ENABLED\",\"\"\n"
+        )
+    };
+    let file1 = [
+        row(
+            "connect/acme/CallRecordings/2024/01/26/a+b_20240126T03%3A07_UTC.wav",
+            "v2",
+            "true",
+            "false",
+            "2000000",
+            "STANDARD",
+        ),
+        row(
+            "connect/acme/CallRecordings/2024/01/26/a+b_20240126T03%3A07_UTC.wav",
+            "v1",
+            "false",
+            "false",
+            "2000000",
+            "STANDARD",
+        ),
+        row(
+            "connect/acme/CallRecordings/2024/01/26/null-version.wav",
+            "",
+            "true",
+            "false",
+            "3000000",
+            "STANDARD",
+        ),
+        row(
+            "connect/acme/CallRecordings/2024/01/26/deleted.wav",
+            "v9",
+            "true",
+            "true",
+            "0",
+            "STANDARD",
+        ),
+    ]
+    .concat();
+    let file2 = [
+        row(
+            "connect/acme/CallRecordings/2024/01/27/caf%C3%A9.wav",
+            "v5",
+            "true",
+            "false",
+            "900000",
+            "STANDARD_IA",
+        ),
+        row(
+            "connect/acme/CallRecordings/2024/01/27/small.wav",
+            "v6",
+            "true",
+            "false",
+            "1000",
+            "STANDARD",
+        ),
+        row(
+            "connect/acme/CallRecordings/2024/01/27/archived.wav",
+            "v7",
+            "true",
+            "false",
+            "5000000",
+            "GLACIER",
+        ),
+    ]
+    .concat();
+    let schema = "Bucket, Key, VersionId, IsLatest, IsDeleteMarker, Size, LastModifiedDate, ETag, StorageClass, IsMultipartUploaded, ReplicationStatus, EncryptionStatus, ObjectLockRetainUntilDate, ObjectLockMode, ObjectLockLegalHoldStatus, IntelligentTieringAccessTier, BucketKeyStatus, ChecksumAlgorithm";
+    let base = format!("inv/{src}/all/2024-01-28T01-00Z");
+    let mut files = Vec::new();
+    for (i, text) in [file1, file2].iter().enumerate() {
+        let body = gz(text);
+        let key = format!("inv/{src}/all/data/part-{i}.csv.gz");
+        files.push(json!({"key": key, "size": body.len(), "MD5checksum": manifest_builder::report::md5_hex(&body)}));
+        s3.put_object()
+            .bucket(&inv_bucket)
+            .key(&key)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .unwrap();
+    }
+    let manifest = json!({"sourceBucket": src, "destinationBucket": format!("arn:aws:s3:::{inv_bucket}"), "version": "2016-11-30",
+        "creationTimestamp": "1706403600000", "fileFormat": "CSV", "fileSchema": schema, "files": files});
+    let put_manifest = |m: &Value, key: &str| {
+        let (s3, b, body, key) = (
+            s3.clone(),
+            inv_bucket.clone(),
+            m.to_string(),
+            key.to_string(),
+        );
+        async move {
+            s3.put_object()
+                .bucket(&b)
+                .key(&key)
+                .body(ByteStream::from(body.into_bytes()))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    put_manifest(&manifest, &format!("{base}/manifest.json")).await;
+
+    let dir = std::env::temp_dir().join(format!("e2e-inventory-{}", std::process::id()));
+    let out = dir.join("from-inventory.csv");
+    let mut mb = manifest_builder(&endpoint).unwrap();
+    let (stdout, _) = run(mb
+        .args([
+            "--json",
+            "manifest",
+            "--inventory",
+            &format!("s3://{inv_bucket}/{base}/manifest.json"),
+            "--output",
+        ])
+        .arg(&out));
+    let s: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(s["scanned"], 7);
+    assert_eq!(s["objects"], 3, "{s}");
+    assert_eq!(s["fields"], json!(["Bucket", "Key", "VersionId"]));
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        format!(
+            "{src},connect/acme/CallRecordings/2024/01/26/a%20b_20240126T03%3A07_UTC.wav,v2\n\
+             {src},connect/acme/CallRecordings/2024/01/26/null-version.wav,null\n\
+             {src},connect/acme/CallRecordings/2024/01/27/caf%C3%A9.wav,v5\n"
+        ),
+        "current versions only, keys re-encoded strictly, null version written as null, in file order"
+    );
+
+    // Bad input: each a one-line error naming the file, non-zero exit, no manifest written.
+    let mut bad_md5 = manifest.clone();
+    bad_md5["files"][1]["MD5checksum"] = json!("00000000000000000000000000000000");
+    put_manifest(&bad_md5, "bad/md5/manifest.json").await;
+    let short = gz(&format!("\"{src}\",\"k.wav\"\n"));
+    s3.put_object()
+        .bucket(&inv_bucket)
+        .key("bad/short.csv.gz")
+        .body(ByteStream::from(short.clone()))
+        .send()
+        .await
+        .unwrap();
+    let mut bad_row = manifest.clone();
+    bad_row["files"] = json!([{"key": "bad/short.csv.gz", "size": short.len(), "MD5checksum": manifest_builder::report::md5_hex(&short)}]);
+    put_manifest(&bad_row, "bad/row/manifest.json").await;
+    s3.put_object()
+        .bucket(&inv_bucket)
+        .key("bad/json/manifest.json")
+        .body(ByteStream::from_static(b"{\"sourceBucket\": 1}"))
+        .send()
+        .await
+        .unwrap();
+    for (key, expect) in [
+        ("bad/md5/manifest.json", "part-1.csv.gz: MD5"),
+        (
+            "bad/row/manifest.json",
+            "short.csv.gz: row 1: 2 fields, the fileSchema has 18",
+        ),
+        ("bad/json/manifest.json", "not an S3 Inventory manifest"),
+    ] {
+        let target = dir.join("bad.csv");
+        let outcome = manifest_builder(&endpoint)
+            .unwrap()
+            .args([
+                "manifest",
+                "--inventory",
+                &format!("s3://{inv_bucket}/{key}"),
+                "--output",
+            ])
+            .arg(&target)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&outcome.stderr);
+        assert!(!outcome.status.success(), "{key} should fail");
+        assert!(err.contains(expect), "{key}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+        assert!(!target.exists(), "nothing written after an error");
+    }
+}
