@@ -2,8 +2,10 @@
 //! jobs, read their reports. Data flows one way: select → manifest → job → report.
 
 pub mod aws;
+pub mod control;
 pub mod inventory;
 pub mod job;
+pub mod job_cmd;
 pub mod listing;
 pub mod location;
 pub mod manifest;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use manifest_builder::aws::AwsOptions;
+use manifest_builder::job_cmd::{self, JobOptions, SubmitArgs};
 use manifest_builder::select_cmd::{self, ManifestArgs};
 
 #[derive(Parser)]
@@ -20,6 +21,8 @@ use manifest_builder::select_cmd::{self, ManifestArgs};
 struct Cli {
     #[command(flatten)]
     aws: AwsOptions,
+    #[command(flatten)]
+    jobs: JobOptions,
     /// Machine-readable output (JSON on stdout).
     #[arg(long, global = true)]
     json: bool,
@@ -31,6 +34,44 @@ struct Cli {
 enum Command {
     /// Write a Batch Operations CSV manifest of the recordings that are due.
     Manifest(Box<ManifestArgs>),
+    /// Create the S3 Batch Operations job (LambdaInvoke) for a manifest.
+    Submit(Box<SubmitArgs>),
+    /// Show a job's status, progress and failures.
+    Status {
+        /// Job id.
+        job_id: String,
+    },
+    /// Follow a job to its end. Exit 0: complete without failed tasks; 2: failed tasks;
+    /// 3: job failed; 4: cancelled; 5: timed out.
+    Wait {
+        /// Job id.
+        job_id: String,
+        /// Seconds between DescribeJob calls.
+        #[arg(long, default_value_t = 10.0)]
+        interval: f64,
+        /// Give up after this many seconds.
+        #[arg(long)]
+        timeout: Option<f64>,
+    },
+    /// List jobs (of the last 90 days), optionally by status.
+    List {
+        /// Only these statuses (repeatable): Active, Complete, Failed, Suspended...
+        #[arg(long = "status")]
+        statuses: Vec<String>,
+    },
+    /// Let a job created with --confirmation-required run.
+    Confirm {
+        /// Job id.
+        job_id: String,
+    },
+    /// Cancel a job (jobs are billed even when cancelled).
+    Cancel {
+        /// Job id.
+        job_id: String,
+        /// Why, recorded on the job.
+        #[arg(long)]
+        reason: Option<String>,
+    },
     /// Write a synthetic Amazon Connect recording (PCM s16le 8 kHz stereo, two talkers).
     SampleRecording {
         /// Output WAV.
@@ -51,7 +92,7 @@ fn main() -> std::process::ExitCode {
         .build()
         .expect("tokio runtime");
     match runtime.block_on(run(cli)) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
@@ -59,8 +100,63 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+fn print<T: serde::Serialize>(json: bool, value: &T, human: impl FnOnce(&T)) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(value)?);
+    } else {
+        human(value);
+    }
+    Ok(())
+}
+
+async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
+    let (aws, jobs, json) = (&cli.aws, &cli.jobs, cli.json);
     match cli.command {
+        Command::Submit(args) => {
+            let submitted = job_cmd::submit(&args, jobs, aws).await?;
+            print(json, &submitted, |s| match &s.job_id {
+                Some(id) => println!("{id}"),
+                None => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&s.request).expect("json")
+                ),
+            })?;
+        }
+        Command::Status { job_id } => {
+            let state = job_cmd::status(&job_id, jobs, aws).await?;
+            print(json, &state, |s| println!("{}", job_cmd::describe_line(s)))?;
+        }
+        Command::Wait {
+            job_id,
+            interval,
+            timeout,
+        } => {
+            let (state, code) = job_cmd::wait(
+                &job_id,
+                std::time::Duration::from_secs_f64(interval),
+                timeout.map(std::time::Duration::from_secs_f64),
+                jobs,
+                aws,
+            )
+            .await?;
+            print(json, &state, |s| println!("{}", job_cmd::describe_line(s)))?;
+            return Ok(code);
+        }
+        Command::List { statuses } => {
+            let all = job_cmd::list(&statuses, jobs, aws).await?;
+            print(json, &all, |all| {
+                all.iter()
+                    .for_each(|s| println!("{}", job_cmd::describe_line(s)))
+            })?;
+        }
+        Command::Confirm { job_id } => println!(
+            "{}",
+            job_cmd::set_status(&job_id, "Ready", None, jobs, aws).await?
+        ),
+        Command::Cancel { job_id, reason } => println!(
+            "{}",
+            job_cmd::set_status(&job_id, "Cancelled", reason.as_deref(), jobs, aws).await?
+        ),
         Command::Manifest(args) => {
             let summary = select_cmd::run(&args, &cli.aws).await?;
             if cli.json {
@@ -88,5 +184,5 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
         }
     }
-    Ok(())
+    Ok(std::process::ExitCode::SUCCESS)
 }

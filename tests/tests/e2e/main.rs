@@ -8,3 +8,4 @@ mod manifest_listing;
 mod memory;
 mod reference_tools;
 mod s3_task;
+mod s3control;
