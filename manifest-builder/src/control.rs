@@ -153,6 +153,9 @@ pub struct JobState {
     pub description: Option<String>,
     /// Why the status last changed.
     pub status_update_reason: Option<String>,
+    /// The job's own settings (operation, role, report, priority), to submit a re-drive alike.
+    #[serde(skip)]
+    pub definition: Option<CreateJob>,
 }
 
 impl JobState {
@@ -210,6 +213,38 @@ pub async fn describe(client: &Client, account_id: &str, job_id: &str) -> anyhow
         priority: Some(job.priority()),
         description: job.description().map(str::to_string),
         status_update_reason: job.status_update_reason().map(str::to_string),
+        definition: definition(job),
+    })
+}
+
+/// The settings of a described job, as a CreateJob without a manifest.
+fn definition(job: &aws_sdk_s3control::types::JobDescriptor) -> Option<CreateJob> {
+    let li = job.operation()?.lambda_invoke()?;
+    let r = job.report();
+    Some(CreateJob {
+        account_id: None,
+        confirmation_required: Some(job.confirmation_required().unwrap_or(false)),
+        operation: crate::job::Operation {
+            lambda_invoke: crate::job::LambdaInvoke {
+                function_arn: li.function_arn()?.to_string(),
+                invocation_schema_version: li.invocation_schema_version().map(str::to_string),
+                user_arguments: li.user_arguments().map(|m| m.clone().into_iter().collect()),
+            },
+        },
+        manifest: None,
+        report: crate::job::Report {
+            bucket: r.and_then(|r| r.bucket()).map(str::to_string),
+            format: r.and_then(|r| r.format()).map(|f| f.as_str().to_string()),
+            enabled: r.is_some_and(|r| r.enabled()),
+            prefix: r.and_then(|r| r.prefix()).map(str::to_string),
+            report_scope: r
+                .and_then(|r| r.report_scope())
+                .map(|s| s.as_str().to_string()),
+        },
+        priority: i64::from(job.priority()),
+        role_arn: job.role_arn()?.to_string(),
+        description: job.description().map(str::to_string),
+        client_request_token: None,
     })
 }
 
@@ -254,6 +289,7 @@ pub async fn list(
                 priority: Some(j.priority()),
                 description: j.description().map(str::to_string),
                 status_update_reason: None,
+                definition: None,
             });
         }
         token = page.next_token().map(str::to_string);

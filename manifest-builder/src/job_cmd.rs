@@ -454,6 +454,7 @@ mod tests {
             priority: None,
             description: None,
             status_update_reason: None,
+            definition: None,
         }
     }
 

@@ -10,6 +10,7 @@ pub mod listing;
 pub mod location;
 pub mod manifest;
 pub mod report;
+pub mod report_cmd;
 pub mod select;
 pub mod select_cmd;
 pub mod synth;

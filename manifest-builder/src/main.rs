@@ -72,6 +72,25 @@ enum Command {
         #[arg(long)]
         reason: Option<String>,
     },
+    /// Read a completion report: totals, failure reasons, bytes saved; optionally a retry manifest.
+    Report {
+        /// A job id, s3://.../job-<id>/manifest.json (or its folder), or a local copy of the report.
+        what: String,
+        /// Write the failed tasks here as a manifest (s3://... or a local path).
+        #[arg(long)]
+        retry_manifest: Option<manifest_builder::location::Location>,
+    },
+    /// Re-run a job's failed tasks: report, retry manifest, and a new job with the same settings.
+    Redrive {
+        /// Job id.
+        job_id: String,
+        /// Where the retry manifest goes (s3://bucket/key.csv).
+        #[arg(long)]
+        retry_manifest: manifest_builder::location::Location,
+        /// Read the report and count, write and submit nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Write a synthetic Amazon Connect recording (PCM s16le 8 kHz stereo, two talkers).
     SampleRecording {
         /// Output WAV.
@@ -147,6 +166,36 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             print(json, &all, |all| {
                 all.iter()
                     .for_each(|s| println!("{}", job_cmd::describe_line(s)))
+            })?;
+        }
+        Command::Report {
+            what,
+            retry_manifest,
+        } => {
+            let (loc, rows) = manifest_builder::report_cmd::read(&what, jobs, aws).await?;
+            let summary = manifest_builder::report_cmd::summarise(&loc, &rows);
+            if let Some(out) = retry_manifest {
+                let text = manifest_builder::report_cmd::retry_manifest(&rows)?;
+                out.write(&aws.s3().await, text.into_bytes(), "text/csv")
+                    .await?;
+                eprintln!("retry manifest: {out} ({} tasks)", summary.failed);
+            }
+            print(json, &summary, manifest_builder::report_cmd::print)?;
+        }
+        Command::Redrive {
+            job_id,
+            retry_manifest,
+            dry_run,
+        } => {
+            let done =
+                manifest_builder::report_cmd::redrive(&job_id, &retry_manifest, dry_run, jobs, aws)
+                    .await?;
+            print(json, &done, |d| match &d.job_id {
+                Some(id) => println!("{id}"),
+                None => eprintln!(
+                    "{} failed tasks of {}; no job submitted",
+                    d.tasks, d.from_job
+                ),
             })?;
         }
         Command::Confirm { job_id } => println!(

@@ -165,13 +165,17 @@ async fn serve(
                 _ => "",
             };
             let report = tag(body, "Report").unwrap_or("");
+            let (operation, role) = (
+                tag(body, "Operation").unwrap_or(""),
+                tag(body, "RoleArn").unwrap_or(""),
+            );
             let description = tag(body, "Description")
                 .map(|d| format!("<Description>{d}</Description>"))
                 .unwrap_or_default();
             Ok(xml(
                 200,
                 format!(
-                    "<DescribeJobResult xmlns=\"{NS}\"><Job><JobId>{id}</JobId>{description}<Status>{status}</Status><Priority>10</Priority>{progress}<Report>{report}</Report></Job></DescribeJobResult>"
+                    "<DescribeJobResult xmlns=\"{NS}\"><Job><JobId>{id}</JobId>{description}<Operation>{operation}</Operation><Status>{status}</Status><Priority>10</Priority>{progress}<Report>{report}</Report><RoleArn>{role}</RoleArn></Job></DescribeJobResult>"
                 ),
             ))
         }
@@ -426,6 +430,161 @@ async fn submit_follow_confirm_cancel_through_s3control() {
     let listed: Value =
         serde_json::from_str(&ok(mb(&endpoint, &control).args(["--json", "list"]))).unwrap();
     assert_eq!(listed.as_array().unwrap().len(), 2);
+
+    // The completion report of the first job, as the service writes it (real column order).
+    let conv = |bytes_in: u64| {
+        format!("\"{}\"", format!(r#"{{"action":"converted","bytesIn":{bytes_in},"bytesOut":{},"durationSeconds":21.8}}"#, bytes_in / 4).replace('"', "\"\""))
+    };
+    let ok_rows = format!(
+        "{bucket},calls/a.wav,,succeeded,200,,{}\n{bucket},calls/b.wav,,succeeded,200,,{}\n",
+        conv(716_800),
+        conv(716_800)
+    );
+    let failed_rows = format!(
+        "{bucket},calls/c%2Bd.wav,,failed,200,PermanentFailure,\"reading the object: object not found (NoSuchKey: gone)\"\n"
+    );
+    let prefix = format!("reports/job-{job}");
+    let mut results = Vec::new();
+    for (status, body, name) in [
+        (
+            "succeeded",
+            &ok_rows,
+            "6217b0fab0de85c408b4be96aeaca9b195a7daa5",
+        ),
+        (
+            "failed",
+            &failed_rows,
+            "b2ddad417e94331e9f37b44f1faf8c7ed5873f2e",
+        ),
+    ] {
+        let key = format!("{prefix}/results/{name}.csv");
+        s3.put_object()
+            .bucket(&bucket)
+            .key(&key)
+            .body(ByteStream::from(body.clone().into_bytes()))
+            .send()
+            .await
+            .unwrap();
+        results.push(serde_json::json!({"TaskExecutionStatus": status, "Bucket": bucket, "MD5Checksum": manifest_builder::report::md5_hex(body.as_bytes()), "Key": key}));
+    }
+    let report_manifest = serde_json::json!({"Format": "Report_CSV_20180820", "ReportCreationDate": "2026-11-23T12:00:00.000Z", "Results": results,
+        "ReportSchema": "Bucket, Key, VersionId, TaskStatus, ErrorCode, HTTPStatusCode, ResultMessage"});
+    s3.put_object()
+        .bucket(&bucket)
+        .key(format!("{prefix}/manifest.json"))
+        .body(ByteStream::from(report_manifest.to_string().into_bytes()))
+        .send()
+        .await
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("e2e-report-{}", std::process::id()));
+    let retry_local = dir.join("retry.csv");
+    let by_job: Value = serde_json::from_str(&ok(mb(&endpoint, &control)
+        .args(["--json", "report", &job, "--retry-manifest"])
+        .arg(&retry_local)))
+    .unwrap();
+    assert_eq!(
+        (
+            by_job["tasks"].as_u64(),
+            by_job["succeeded"].as_u64(),
+            by_job["failed"].as_u64(),
+            by_job["converted"].as_u64()
+        ),
+        (Some(3), Some(2), Some(1), Some(2))
+    );
+    assert_eq!(
+        (
+            by_job["bytes_before"].as_u64(),
+            by_job["bytes_after"].as_u64()
+        ),
+        (Some(1_433_600), Some(358_400))
+    );
+    assert_eq!(
+        by_job["failure_reasons"][0][0],
+        "PermanentFailure: reading the object: object not found (NoSuchKey: gone)"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&retry_local).unwrap(),
+        format!("{bucket},calls/c%2Bd.wav\n")
+    );
+    let by_uri: Value = serde_json::from_str(&ok(mb(&endpoint, &control).args([
+        "--json",
+        "report",
+        &format!("s3://{bucket}/{prefix}/"),
+    ])))
+    .unwrap();
+    assert_eq!(by_uri["tasks"], 3);
+    // A local copy of the report folder reads the same.
+    let local = dir.join(format!("job-{job}"));
+    std::fs::create_dir_all(local.join("results")).unwrap();
+    std::fs::write(local.join("manifest.json"), report_manifest.to_string()).unwrap();
+    std::fs::write(
+        local.join("results/6217b0fab0de85c408b4be96aeaca9b195a7daa5.csv"),
+        &ok_rows,
+    )
+    .unwrap();
+    std::fs::write(
+        local.join("results/b2ddad417e94331e9f37b44f1faf8c7ed5873f2e.csv"),
+        &failed_rows,
+    )
+    .unwrap();
+    let by_dir: Value = serde_json::from_str(&ok(mb(&endpoint, &control)
+        .arg("--json")
+        .arg("report")
+        .arg(&local)))
+    .unwrap();
+    assert_eq!(
+        (by_dir["failed"].as_u64(), by_dir["converted"].as_u64()),
+        (Some(1), Some(2))
+    );
+    // A result file that does not match its MD5 is refused.
+    std::fs::write(
+        local.join("results/b2ddad417e94331e9f37b44f1faf8c7ed5873f2e.csv"),
+        "tampered\n",
+    )
+    .unwrap();
+    let (_, err) = fails(mb(&endpoint, &control).arg("report").arg(&local));
+    assert!(
+        err.contains("b2ddad417e94331e9f37b44f1faf8c7ed5873f2e.csv: MD5"),
+        "{err}"
+    );
+
+    // Re-drive: the failed task in a new manifest, submitted with the first job's settings.
+    let creates = stub.lock().unwrap().creates;
+    let retry = format!("s3://{bucket}/retry/{job}.csv");
+    let redriven: Value = serde_json::from_str(&ok(mb(&endpoint, &control).args([
+        "--json",
+        "redrive",
+        &job,
+        "--retry-manifest",
+        &retry,
+    ])))
+    .unwrap();
+    assert_eq!(redriven["tasks"], 1);
+    let new_job = redriven["job_id"].as_str().unwrap().to_string();
+    {
+        let st = stub.lock().unwrap();
+        assert_eq!(st.creates, creates + 1);
+        let body = &st.jobs[&new_job].1;
+        assert!(
+            body.contains(&format!(
+                "<ObjectArn>arn:aws:s3:::{bucket}/retry/{job}.csv</ObjectArn>"
+            )),
+            "{body}"
+        );
+        assert!(
+            body.contains(&format!("<FunctionArn>{function}</FunctionArn>"))
+                && body.contains(&format!("<RoleArn>{role}</RoleArn>")),
+            "{body}"
+        );
+        assert!(
+            body.contains("<key>downmix</key><value>sum</value>"),
+            "same job arguments: {body}"
+        );
+        assert!(
+            body.contains(&format!("<Description>re-drive of {job}</Description>")),
+            "{body}"
+        );
+    }
 
     // Unknown job id.
     let (_, err) = fails(mb(&endpoint, &control).args(["status", "no-such-job"]));
