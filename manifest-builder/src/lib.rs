@@ -3,6 +3,7 @@
 
 pub mod aws;
 pub mod control;
+pub mod estimate;
 pub mod inventory;
 pub mod job;
 pub mod job_cmd;

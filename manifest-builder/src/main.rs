@@ -91,6 +91,26 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Storage and processing cost over the years, before and after, month by month.
+    ///
+    /// From assumptions (--minutes-per-month ...) or measured inputs (--from-summary of a
+    /// manifest: its bytes are a backlog converted in the first month). Prices are flags with
+    /// us-east-1 defaults.
+    Estimate {
+        #[command(flatten)]
+        workload: manifest_builder::estimate::Workload,
+        #[command(flatten)]
+        prices: manifest_builder::estimate::Prices,
+        /// Years to project.
+        #[arg(long, default_value_t = 6)]
+        years: u32,
+        /// A manifest summary (written by `manifest`): its bytes become the backlog.
+        #[arg(long)]
+        from_summary: Option<manifest_builder::location::Location>,
+        /// Monthly rows as CSV on stdout.
+        #[arg(long)]
+        csv: bool,
+    },
     /// Write a synthetic Amazon Connect recording (PCM s16le 8 kHz stereo, two talkers).
     SampleRecording {
         /// Output WAV.
@@ -197,6 +217,37 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                     d.tasks, d.from_job
                 ),
             })?;
+        }
+        Command::Estimate {
+            mut workload,
+            prices,
+            years,
+            from_summary,
+            csv,
+        } => {
+            if let Some(loc) = from_summary {
+                let summary: serde_json::Value =
+                    serde_json::from_slice(&loc.read(&aws.s3().await).await?)
+                        .with_context(|| format!("{loc} is not a manifest summary"))?;
+                let bytes = summary["bytes"]
+                    .as_u64()
+                    .with_context(|| format!("{loc}: no \"bytes\" field"))?;
+                workload.backlog_gb += bytes as f64 / 1e9;
+            }
+            if workload.minutes_per_month <= 0.0 && workload.backlog_gb <= 0.0 {
+                anyhow::bail!(
+                    "nothing to estimate: give --minutes-per-month, --backlog-gb or --from-summary"
+                );
+            }
+            let e =
+                manifest_builder::estimate::project(&workload, &prices, years.clamp(1, 50) * 12);
+            if csv {
+                print!("{}", manifest_builder::estimate::csv(&e));
+            } else {
+                print(json, &e, |e| {
+                    print!("{}", manifest_builder::estimate::table(e))
+                })?;
+            }
         }
         Command::Confirm { job_id } => println!(
             "{}",

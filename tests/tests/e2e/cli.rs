@@ -119,3 +119,66 @@ fn transcode_writes_what_the_library_writes_and_refuses_clearly() {
     );
     assert!(!d.join("bad.wav").exists() && !d.join("bad.partial").exists());
 }
+
+#[test]
+fn estimate_from_a_manifest_summary_as_table_json_and_csv() {
+    let Some(bin) = workspace_binary("manifest-builder") else {
+        return missing(
+            "the manifest-builder binary (cargo build -p manifest-builder)",
+            "estimate_cli",
+        );
+    };
+    let d = dir("estimate");
+    std::fs::write(
+        d.join("m.summary.json"),
+        r#"{"objects": 1000, "bytes": 1000000000000}"#,
+    )
+    .unwrap();
+    let run = |args: &[&str]| Command::new(&bin).env_clear().args(args).output().unwrap();
+    let out = run(&[
+        "--json",
+        "estimate",
+        "--years",
+        "1",
+        "--from-summary",
+        d.join("m.summary.json").to_str().unwrap(),
+        "--noncurrent-days",
+        "0",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let e: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // 1000 GB backlog: $23 a month before; a quarter of it in GLACIER_IR at $0.004 after.
+    assert!((e["months"][0]["before"].as_f64().unwrap() - 23.0).abs() < 1e-9);
+    assert!((e["months"][5]["after_glacier_ir"].as_f64().unwrap() - 1.0).abs() < 1e-9);
+    assert_eq!(e["years"].as_array().unwrap().len(), 1);
+    let csv = run(&[
+        "estimate",
+        "--minutes-per-month",
+        "1000",
+        "--years",
+        "2",
+        "--csv",
+    ]);
+    let text = String::from_utf8(csv.stdout).unwrap();
+    assert_eq!(text.lines().count(), 25, "header and 24 months");
+    let table = run(&[
+        "estimate",
+        "--minutes-per-month",
+        "3000000",
+        "--mb-per-minute",
+        "2",
+        "--processing-cost-per-1000-minutes",
+        "0.11",
+        "--noncurrent-days",
+        "0",
+    ]);
+    let text = String::from_utf8(table.stdout).unwrap();
+    assert!(text.contains("$362,664"), "{text}");
+    let nothing = run(&["estimate"]);
+    assert!(!nothing.status.success());
+    assert!(String::from_utf8_lossy(&nothing.stderr).contains("nothing to estimate"));
+}
