@@ -1,7 +1,9 @@
 //! S3 Inventory: the report's `manifest.json` and its columns, read by name from `fileSchema`.
 //!
 //! Never by position: the optional fields an inventory carries vary per configuration, and only
-//! `Bucket, Key` are always first (`s3-batch-ops.md` §4.3).
+//! `Bucket, Key` are always first (`s3-batch-ops.md` §4.3). CSV keys are URL-encoded (`+` for a
+//! space); ORC and Parquet keys are stored as they are. ORC and Parquet are read with `orc-rust`
+//! and `parquet` into Arrow batches, columns looked up by their snake_case names.
 
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::Path;
@@ -205,6 +207,159 @@ pub fn scan_csv_gz(
             out.write_all(manifest::row(&r).as_bytes())?;
             summary.add(&r);
         }
+    }
+    out.flush()?;
+    Ok(summary)
+}
+
+/// A format an inventory's data files come in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataFormat {
+    /// Gzip CSV, keys URL-encoded.
+    Csv,
+    /// Apache ORC.
+    Orc,
+    /// Apache Parquet.
+    Parquet,
+}
+
+impl DataFormat {
+    /// From `fileFormat`.
+    pub fn from_manifest(m: &InventoryManifest, file: &str) -> Result<Self, InventoryError> {
+        match m.file_format.to_ascii_lowercase().as_str() {
+            "csv" => Ok(DataFormat::Csv),
+            "orc" => Ok(DataFormat::Orc),
+            "parquet" => Ok(DataFormat::Parquet),
+            other => Err(InventoryError::Manifest {
+                file: file.to_string(),
+                reason: format!("fileFormat {other:?} is not CSV, ORC or Parquet"),
+            }),
+        }
+    }
+}
+
+/// The recordings of one Arrow batch of an ORC or Parquet inventory (current versions only).
+pub fn batch_recordings(batch: &arrow::array::RecordBatch) -> Result<Vec<Recording>, String> {
+    use arrow::array::{Array, AsArray};
+    use arrow::compute::cast;
+    use arrow::datatypes::{DataType, Int64Type, TimeUnit, TimestampSecondType};
+    let schema = batch.schema();
+    let col = |name: &str| {
+        schema
+            .fields()
+            .iter()
+            .position(|f| f.name().eq_ignore_ascii_case(name))
+            .map(|i| batch.column(i).clone())
+    };
+    let as_type = |name: &str, t: &DataType| -> Result<Option<arrow::array::ArrayRef>, String> {
+        col(name)
+            .map(|c| cast(&c, t).map_err(|e| format!("column {name}: {e}")))
+            .transpose()
+    };
+    let utf8 = DataType::Utf8;
+    let (Some(bucket), Some(key)) = (as_type("bucket", &utf8)?, as_type("key", &utf8)?) else {
+        return Err("no bucket and key columns".into());
+    };
+    let version = as_type("version_id", &utf8)?;
+    let latest = as_type("is_latest", &DataType::Boolean)?;
+    let deleted = as_type("is_delete_marker", &DataType::Boolean)?;
+    let size = as_type("size", &DataType::Int64)?;
+    let modified = as_type(
+        "last_modified_date",
+        &DataType::Timestamp(TimeUnit::Second, None),
+    )?;
+    let class = as_type("storage_class", &utf8)?;
+    let (bucket, key) = (bucket.as_string::<i32>(), key.as_string::<i32>());
+    let mut out = Vec::with_capacity(batch.num_rows());
+    for i in 0..batch.num_rows() {
+        let flag = |a: &Option<arrow::array::ArrayRef>| {
+            a.as_ref()
+                .map(|a| a.as_boolean())
+                .filter(|a| a.is_valid(i))
+                .map(|a| a.value(i))
+        };
+        if latest.is_some() && flag(&latest) != Some(true) {
+            continue;
+        }
+        if flag(&deleted) == Some(true) {
+            continue;
+        }
+        let text = |a: &Option<arrow::array::ArrayRef>| {
+            a.as_ref()
+                .map(|a| a.as_string::<i32>())
+                .filter(|a| a.is_valid(i))
+                .map(|a| a.value(i).to_string())
+        };
+        out.push(Recording {
+            bucket: bucket.value(i).to_string(),
+            key: key.value(i).to_string(),
+            version_id: version.as_ref().map(|_| {
+                text(&version)
+                    .filter(|v| !v.is_empty())
+                    .unwrap_or_else(|| "null".into())
+            }),
+            size: size
+                .as_ref()
+                .map(|a| a.as_primitive::<Int64Type>())
+                .filter(|a| a.is_valid(i))
+                .map(|a| a.value(i).max(0) as u64)
+                .unwrap_or(0),
+            last_modified: modified
+                .as_ref()
+                .map(|a| a.as_primitive::<TimestampSecondType>())
+                .filter(|a| a.is_valid(i))
+                .map(|a| a.value(i)),
+            storage_class: text(&class)
+                .filter(|c| !c.is_empty())
+                .unwrap_or_else(|| "STANDARD".into()),
+        });
+    }
+    Ok(out)
+}
+
+/// Reads one ORC or Parquet data file, writes the selected rows (manifest format) to `rows_out`.
+pub fn scan_columnar(
+    data: &Path,
+    format: DataFormat,
+    name: &str,
+    filter: &Filter,
+    rows_out: &Path,
+) -> anyhow::Result<Summary> {
+    let file = std::fs::File::open(data).with_context(|| format!("opening {}", data.display()))?;
+    let batches: Box<
+        dyn Iterator<Item = Result<arrow::array::RecordBatch, arrow::error::ArrowError>>,
+    > = match format {
+        DataFormat::Orc => Box::new(
+            orc_rust::ArrowReaderBuilder::try_new(file)
+                .map_err(|e| anyhow::anyhow!("{name}: not a readable ORC file: {e}"))?
+                .build(),
+        ),
+        DataFormat::Parquet => Box::new(
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                .and_then(|b| b.build())
+                .map_err(|e| anyhow::anyhow!("{name}: not a readable Parquet file: {e}"))?,
+        ),
+        DataFormat::Csv => bail!("{name}: CSV files are read by scan_csv_gz"),
+    };
+    let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(rows_out)?);
+    let mut summary = Summary::default();
+    let mut rows = 0u64;
+    for batch in batches {
+        let batch = batch.map_err(|e| anyhow::anyhow!("{name}: after row {rows}: {e}"))?;
+        summary.scanned += batch.num_rows() as u64;
+        for r in batch_recordings(&batch).map_err(|e| {
+            anyhow::anyhow!(
+                "{name}: rows {}..{}: {e}",
+                rows + 1,
+                rows + batch.num_rows() as u64
+            )
+        })? {
+            if filter.accepts(&r) {
+                out.write_all(manifest::row(&r).as_bytes())?;
+                summary.add(&r);
+            }
+        }
+        rows += batch.num_rows() as u64;
     }
     out.flush()?;
     Ok(summary)

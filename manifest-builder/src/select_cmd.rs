@@ -20,7 +20,7 @@ pub struct ManifestArgs {
     #[arg(long, conflicts_with = "inventory")]
     pub bucket: Option<String>,
     /// S3 Inventory manifest.json to read instead of listing (source B): s3://... or a local path.
-    /// CSV inventories; each data file's MD5 is checked; current versions only.
+    /// CSV, ORC or Parquet; each data file's MD5 is checked; current versions only.
     #[arg(long)]
     pub inventory: Option<Location>,
     /// Prefix above the `YYYY/MM/DD/` folders, e.g. connect/<alias>/CallRecordings/.
@@ -363,13 +363,11 @@ async fn from_inventory(
 ) -> anyhow::Result<Summary> {
     let name = manifest_loc.to_string();
     let inv = crate::inventory::InventoryManifest::parse(&manifest_loc.read(s3).await?, &name)?;
-    if !inv.file_format.eq_ignore_ascii_case("CSV") {
-        bail!(
-            "{name}: {} inventories are not read yet; configure the inventory as CSV",
-            inv.file_format
-        );
-    }
-    let cols = inv.csv_columns(&name)?;
+    let format = crate::inventory::DataFormat::from_manifest(&inv, &name)?;
+    let cols = match format {
+        crate::inventory::DataFormat::Csv => Some(inv.csv_columns(&name)?),
+        _ => None,
+    };
     let tmp = std::env::temp_dir().join(format!(
         "manifest-builder-inv-{}-{}",
         std::process::id(),
@@ -377,7 +375,17 @@ async fn from_inventory(
     ));
     std::fs::create_dir_all(&tmp)?;
     let pb = progress("reading inventory");
-    let result = read_inventory(args, s3, filter, manifest_loc, &inv, cols, &tmp, &pb).await;
+    let result = read_inventory(
+        args,
+        s3,
+        filter,
+        manifest_loc,
+        &inv,
+        (format, cols),
+        &tmp,
+        &pb,
+    )
+    .await;
     pb.finish_and_clear();
     std::fs::remove_dir_all(&tmp).ok();
     result
@@ -390,7 +398,10 @@ async fn read_inventory(
     filter: &Filter,
     manifest_loc: &Location,
     inv: &crate::inventory::InventoryManifest,
-    cols: crate::inventory::Columns,
+    (format, cols): (
+        crate::inventory::DataFormat,
+        Option<crate::inventory::Columns>,
+    ),
     tmp: &std::path::Path,
     pb: &indicatif::ProgressBar,
 ) -> anyhow::Result<Summary> {
@@ -404,7 +415,7 @@ async fn read_inventory(
                             bucket: bucket.clone(),
                             key: f.key.clone(),
                         };
-                        (from, tmp.join(format!("data-{i:06}.csv.gz")))
+                        (from, tmp.join(format!("data-{i:06}")))
                     }
                     Location::Local(p) => {
                         let path = local_data_file(p, &f.key)?;
@@ -428,14 +439,21 @@ async fn read_inventory(
             .enumerate()
             .map(|(i, (name, path))| {
                 let rows = rows_dir.join(format!("rows-{i:06}.csv"));
-                crate::inventory::scan_csv_gz(path, name, &cols, &filter, &rows).map(|s| (s, rows))
+                match &cols {
+                    Some(cols) => crate::inventory::scan_csv_gz(path, name, cols, &filter, &rows),
+                    None => crate::inventory::scan_columnar(path, format, name, &filter, &rows),
+                }
+                .map(|s| (s, rows))
             })
             .collect::<anyhow::Result<Vec<_>>>()
     })
     .await??;
     let source = format!("inventory {manifest_loc} ({} data files)", inv.files.len());
     let mut writer = Writer::new(&tmp.join("out"), "manifest", args.max_tasks, source)?;
-    let has_versions = cols.version_id.is_some();
+    let has_versions = match &cols {
+        Some(c) => c.version_id.is_some(),
+        None => inv.file_schema.to_ascii_lowercase().contains("version_id"),
+    };
     let mut total = Summary::default();
     for (s, rows) in &scanned {
         crate::inventory::append_rows(rows, &mut writer, has_versions)?;

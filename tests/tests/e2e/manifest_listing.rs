@@ -537,3 +537,148 @@ async fn inventory_csv_gz_all_versions_with_md5_checks_and_clear_errors() {
         assert!(!target.exists(), "nothing written after an error");
     }
 }
+
+fn inventory_batch() -> arrow::array::RecordBatch {
+    use arrow::array::{
+        ArrayRef, BooleanArray, Int64Array, StringArray, TimestampMillisecondArray,
+    };
+    use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    use std::sync::Arc;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("bucket", DataType::Utf8, false),
+        Field::new("key", DataType::Utf8, false),
+        Field::new("version_id", DataType::Utf8, true),
+        Field::new("is_latest", DataType::Boolean, true),
+        Field::new("is_delete_marker", DataType::Boolean, true),
+        Field::new("size", DataType::Int64, true),
+        Field::new(
+            "last_modified_date",
+            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+            true,
+        ),
+        Field::new("storage_class", DataType::Utf8, true),
+    ]));
+    let b = "amazon-connect-0123456789ab";
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(vec![b, b, b, b, b])),
+        // ORC and Parquet keys are not URL-encoded.
+        Arc::new(StringArray::from(vec![
+            "calls/a b+c:d.wav",
+            "calls/a b+c:d.wav",
+            "calls/null.wav",
+            "calls/gone.wav",
+            "calls/ir.wav",
+        ])),
+        Arc::new(StringArray::from(vec![
+            Some("v2"),
+            Some("v1"),
+            None,
+            Some("v9"),
+            Some("v4"),
+        ])),
+        Arc::new(BooleanArray::from(vec![true, false, true, true, true])),
+        Arc::new(BooleanArray::from(vec![false, false, false, true, false])),
+        Arc::new(Int64Array::from(vec![
+            2_000_000, 2_000_000, 3_000_000, 0, 4_000_000,
+        ])),
+        Arc::new(
+            TimestampMillisecondArray::from(vec![1_706_238_432_000i64; 5]).with_timezone("UTC"),
+        ),
+        Arc::new(StringArray::from(vec![
+            "STANDARD",
+            "STANDARD",
+            "STANDARD_IA",
+            "STANDARD",
+            "GLACIER_IR",
+        ])),
+    ];
+    arrow::array::RecordBatch::try_new(schema, cols).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn orc_and_parquet_inventories_give_the_same_manifest() {
+    let test = "orc_and_parquet_inventories";
+    let Some(endpoint) = moto_endpoint(test) else {
+        return;
+    };
+    if workspace_binary("manifest-builder").is_none() {
+        return missing(
+            "the manifest-builder binary (cargo build -p manifest-builder)",
+            test,
+        );
+    }
+    let s3 = s3_client(&endpoint);
+    let bucket = new_bucket(&s3, "columnar", false).await;
+    let batch = inventory_batch();
+    let mut orc = Vec::new();
+    {
+        let mut w = orc_rust::ArrowWriterBuilder::new(&mut orc, batch.schema())
+            .try_build()
+            .unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+    }
+    let mut parquet_bytes = Vec::new();
+    {
+        let mut w =
+            parquet::arrow::ArrowWriter::try_new(&mut parquet_bytes, batch.schema(), None).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+    }
+    let dir = std::env::temp_dir().join(format!("e2e-columnar-{}", std::process::id()));
+    for (format, bytes, schema) in [
+        (
+            "ORC",
+            orc,
+            "struct<bucket:string,key:string,version_id:string,is_latest:boolean,is_delete_marker:boolean,size:bigint,last_modified_date:timestamp,storage_class:string>",
+        ),
+        (
+            "Parquet",
+            parquet_bytes,
+            "message s3.inventory { required binary bucket (UTF8); required binary key (UTF8); optional binary version_id (UTF8); optional boolean is_latest; optional boolean is_delete_marker; optional int64 size; optional int64 last_modified_date (TIMESTAMP_MILLIS); optional binary storage_class (UTF8);}",
+        ),
+    ] {
+        let key = format!("inv/{format}/data/part-0.{}", format.to_lowercase());
+        s3.put_object()
+            .bucket(&bucket)
+            .key(&key)
+            .body(ByteStream::from(bytes.clone()))
+            .send()
+            .await
+            .unwrap();
+        let manifest = json!({"sourceBucket": "amazon-connect-0123456789ab", "destinationBucket": format!("arn:aws:s3:::{bucket}"), "version": "2016-11-30",
+            "creationTimestamp": "1706403600000", "fileFormat": format, "fileSchema": schema,
+            "files": [{"key": key, "size": bytes.len(), "MD5checksum": manifest_builder::report::md5_hex(&bytes)}]});
+        let mkey = format!("inv/{format}/manifest.json");
+        s3.put_object()
+            .bucket(&bucket)
+            .key(&mkey)
+            .body(ByteStream::from(manifest.to_string().into_bytes()))
+            .send()
+            .await
+            .unwrap();
+        let out = dir.join(format!("{format}.csv"));
+        let mut mb = manifest_builder(&endpoint).unwrap();
+        let (stdout, _) = run(mb
+            .args([
+                "--json",
+                "manifest",
+                "--inventory",
+                &format!("s3://{bucket}/{mkey}"),
+                "--output",
+            ])
+            .arg(&out));
+        let s: Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(
+            (s["scanned"].as_u64(), s["objects"].as_u64()),
+            (Some(5), Some(2)),
+            "{format}: {s}"
+        );
+        assert_eq!(s["oldest"], "2024-01-26T03:07:12+00:00", "{format}");
+        assert_eq!(
+            std::fs::read_to_string(&out).unwrap(),
+            "amazon-connect-0123456789ab,calls/a%20b%2Bc%3Ad.wav,v2\namazon-connect-0123456789ab,calls/null.wav,null\n",
+            "{format}: raw keys encoded once; latest only; null version; GLACIER_IR skipped"
+        );
+    }
+}
