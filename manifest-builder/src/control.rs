@@ -64,26 +64,32 @@ pub async fn create(
                 .map(|m| m.clone().into_iter().collect()),
         )
         .build();
-    let m = job.manifest.as_ref().context("a job needs a manifest")?;
-    let spec = built(
-        JobManifestSpec::builder()
-            .format(JobManifestFormat::from(m.spec.format.as_str()))
-            .set_fields(m.spec.fields.as_ref().map(|f| {
-                f.iter()
-                    .map(|x| JobManifestFieldName::from(x.as_str()))
-                    .collect()
-            }))
-            .build(),
-        "the manifest spec",
-    )?;
-    let location = built(
-        JobManifestLocation::builder()
-            .object_arn(&m.location.object_arn)
-            .set_object_version_id(m.location.object_version_id.clone())
-            .e_tag(&m.location.etag)
-            .build(),
-        "the manifest location",
-    )?;
+    let manifest = match &job.manifest {
+        None => None,
+        Some(m) => {
+            let spec = built(
+                JobManifestSpec::builder()
+                    .format(JobManifestFormat::from(m.spec.format.as_str()))
+                    .set_fields(m.spec.fields.as_ref().map(|f| {
+                        f.iter()
+                            .map(|x| JobManifestFieldName::from(x.as_str()))
+                            .collect()
+                    }))
+                    .build(),
+                "the manifest spec",
+            )?;
+            let location = built(
+                JobManifestLocation::builder()
+                    .object_arn(&m.location.object_arn)
+                    .set_object_version_id(m.location.object_version_id.clone())
+                    .e_tag(&m.location.etag)
+                    .build(),
+                "the manifest location",
+            )?;
+            Some(JobManifest::builder().spec(spec).location(location).build())
+        }
+    };
+    let generator = job.manifest_generator.as_ref().map(generator).transpose()?;
     let r = &job.report;
     let report = JobReport::builder()
         .enabled(r.enabled)
@@ -101,7 +107,8 @@ pub async fn create(
         .account_id(account_id)
         .confirmation_required(job.confirmation_required.unwrap_or(false))
         .operation(JobOperation::builder().lambda_invoke(op).build())
-        .manifest(JobManifest::builder().spec(spec).location(location).build())
+        .set_manifest(manifest)
+        .set_manifest_generator(generator)
         .report(report)
         .priority(job.priority as i32)
         .role_arn(&job.role_arn)
@@ -119,6 +126,71 @@ pub async fn create(
     out.job_id()
         .map(str::to_string)
         .context("CreateJob returned no job id")
+}
+
+fn time(s: &Option<String>, what: &str) -> anyhow::Result<Option<aws_smithy_types::DateTime>> {
+    s.as_deref()
+        .map(|t| {
+            aws_smithy_types::DateTime::from_str(t, aws_smithy_types::date_time::Format::DateTime)
+                .map_err(|e| anyhow::anyhow!("{what} {t:?}: {e}"))
+        })
+        .transpose()
+}
+
+fn generator(
+    g: &crate::job::ManifestGenerator,
+) -> anyhow::Result<aws_sdk_s3control::types::JobManifestGenerator> {
+    use aws_sdk_s3control::types::{
+        GeneratedManifestFormat, JobManifestGeneratorFilter, KeyNameConstraint,
+        S3JobManifestGenerator, S3ManifestOutputLocation, S3StorageClass,
+    };
+    let g = &g.s3_job_manifest_generator;
+    let output = g
+        .manifest_output_location
+        .as_ref()
+        .map(|o| {
+            built(
+                S3ManifestOutputLocation::builder()
+                    .bucket(&o.bucket)
+                    .manifest_format(GeneratedManifestFormat::from(o.manifest_format.as_str()))
+                    .set_manifest_prefix(o.manifest_prefix.clone())
+                    .build(),
+                "the generated manifest's location",
+            )
+        })
+        .transpose()?;
+    let filter = match &g.filter {
+        None => None,
+        Some(f) => Some(
+            JobManifestGeneratorFilter::builder()
+                .set_created_after(time(&f.created_after, "CreatedAfter")?)
+                .set_created_before(time(&f.created_before, "CreatedBefore")?)
+                .set_key_name_constraint(f.key_name_constraint.as_ref().map(|k| {
+                    KeyNameConstraint::builder()
+                        .set_match_any_prefix(k.match_any_prefix.clone())
+                        .set_match_any_suffix(k.match_any_suffix.clone())
+                        .build()
+                }))
+                .set_object_size_greater_than_bytes(f.object_size_greater_than_bytes)
+                .set_object_size_less_than_bytes(f.object_size_less_than_bytes)
+                .set_match_any_storage_class(
+                    f.match_any_storage_class
+                        .as_ref()
+                        .map(|v| v.iter().map(|c| S3StorageClass::from(c.as_str())).collect()),
+                )
+                .build(),
+        ),
+    };
+    let s3 = built(
+        S3JobManifestGenerator::builder()
+            .source_bucket(&g.source_bucket)
+            .enable_manifest_output(g.enable_manifest_output)
+            .set_manifest_output_location(output)
+            .set_filter(filter)
+            .build(),
+        "the manifest generator",
+    )?;
+    Ok(aws_sdk_s3control::types::JobManifestGenerator::S3JobManifestGenerator(s3))
 }
 
 /// Progress as the service reports it; `None` fields are unknown (not zero).
@@ -232,6 +304,7 @@ fn definition(job: &aws_sdk_s3control::types::JobDescriptor) -> Option<CreateJob
             },
         },
         manifest: None,
+        manifest_generator: None,
         report: crate::job::Report {
             bucket: r.and_then(|r| r.bucket()).map(str::to_string),
             format: r.and_then(|r| r.format()).map(|f| f.as_str().to_string()),

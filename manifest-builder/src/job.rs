@@ -32,6 +32,9 @@ pub struct CreateJob {
     /// Where the list of objects is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifest: Option<Manifest>,
+    /// Or: let the service list the objects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_generator: Option<ManifestGenerator>,
     /// Completion report.
     pub report: Report,
     /// Higher runs first.
@@ -102,6 +105,90 @@ pub struct ManifestLocation {
     #[serde(rename = "ETag")]
     pub etag: String,
 }
+
+/// `ManifestGenerator`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestGenerator {
+    /// The only generator there is.
+    #[serde(rename = "S3JobManifestGenerator")]
+    pub s3_job_manifest_generator: S3JobManifestGenerator,
+}
+
+/// `ManifestGenerator.S3JobManifestGenerator`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct S3JobManifestGenerator {
+    /// Bucket ARN to list.
+    pub source_bucket: String,
+    /// Keep the generated list.
+    pub enable_manifest_output: bool,
+    /// Where the generated list goes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_output_location: Option<ManifestOutputLocation>,
+    /// Which objects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<GeneratorFilter>,
+}
+
+/// `S3JobManifestGenerator.ManifestOutputLocation`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ManifestOutputLocation {
+    /// Bucket ARN.
+    pub bucket: String,
+    /// `S3InventoryReport_CSV_20211130`, the only format.
+    pub manifest_format: String,
+    /// Key prefix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_prefix: Option<String>,
+}
+
+/// `S3JobManifestGenerator.Filter` (the subset this tool sets).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GeneratorFilter {
+    /// Created at or after (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_after: Option<String>,
+    /// Created before (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_before: Option<String>,
+    /// Prefix and suffix (one string each at most).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_name_constraint: Option<KeyNameConstraint>,
+    /// Strictly larger than.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_size_greater_than_bytes: Option<i64>,
+    /// Strictly smaller than.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_size_less_than_bytes: Option<i64>,
+    /// Storage classes to take.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub match_any_storage_class: Option<Vec<String>>,
+}
+
+/// `Filter.KeyNameConstraint`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct KeyNameConstraint {
+    /// Key prefixes (the service accepts one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub match_any_prefix: Option<Vec<String>>,
+    /// Key suffixes (the service accepts one; case-sensitive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub match_any_suffix: Option<Vec<String>>,
+}
+
+/// Storage classes the manifest generator can filter on.
+pub const GENERATOR_STORAGE_CLASSES: [&str; 7] = [
+    "STANDARD",
+    "STANDARD_IA",
+    "ONEZONE_IA",
+    "GLACIER",
+    "INTELLIGENT_TIERING",
+    "DEEP_ARCHIVE",
+    "GLACIER_IR",
+];
 
 /// `Report`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -247,9 +334,43 @@ impl CreateJob {
                 t.len()
             ));
         }
-        match &self.manifest {
-            None => p.push("Manifest: missing".into()),
-            Some(m) => {
+        if let Some(g) = &self.manifest_generator {
+            let g = &g.s3_job_manifest_generator;
+            if !g.source_bucket.starts_with("arn:") || !g.source_bucket.contains(":s3:::") {
+                p.push(format!(
+                    "ManifestGenerator.SourceBucket: {:?} is not a bucket ARN",
+                    g.source_bucket
+                ));
+            }
+            if let Some(f) = &g.filter {
+                let k = f.key_name_constraint.clone().unwrap_or_default();
+                if k.match_any_prefix.as_ref().is_some_and(|v| v.len() > 1)
+                    || k.match_any_suffix.as_ref().is_some_and(|v| v.len() > 1)
+                {
+                    p.push("ManifestGenerator.Filter.KeyNameConstraint: one prefix and one suffix at most".into());
+                }
+                if let Some(c) = f
+                    .match_any_storage_class
+                    .iter()
+                    .flatten()
+                    .find(|c| !GENERATOR_STORAGE_CLASSES.contains(&c.as_str()))
+                {
+                    p.push(format!(
+                        "ManifestGenerator.Filter.MatchAnyStorageClass: {c:?} is not one of {}",
+                        GENERATOR_STORAGE_CLASSES.join(", ")
+                    ));
+                }
+            }
+        }
+        match (&self.manifest, &self.manifest_generator) {
+            (None, None) => {
+                p.push("Manifest: missing (give a Manifest or a ManifestGenerator)".into())
+            }
+            (Some(_), Some(_)) => {
+                p.push("Manifest and ManifestGenerator: give one, not both".into())
+            }
+            (None, Some(_)) => {}
+            (Some(m), None) => {
                 if !MANIFEST_FORMATS.contains(&m.spec.format.as_str()) {
                     p.push(format!(
                         "Manifest.Spec.Format: {:?} is not one of {}",

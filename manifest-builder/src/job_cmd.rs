@@ -53,15 +53,43 @@ fn key_value(s: &str) -> Result<(String, String), String> {
 #[derive(Debug, clap::Args)]
 pub struct SubmitArgs {
     /// CSV manifest written by `manifest` (s3://bucket/key); pinned by its current ETag.
-    #[arg(
-        long,
-        required_unless_present = "inventory",
-        conflicts_with = "inventory"
-    )]
+    #[arg(long, required_unless_present_any = ["inventory", "generate"], conflicts_with_all = ["inventory", "generate"])]
     pub manifest: Option<Location>,
     /// An S3 Inventory manifest.json passed straight to the job (S3InventoryReport_CSV_20161130).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "generate")]
     pub inventory: Option<Location>,
+    /// Let the service list the objects (its manifest generator) instead of a manifest.
+    /// Its filters differ from `manifest`'s: creation time instead of day folders, one
+    /// case-sensitive suffix, no version ids, no regex.
+    #[arg(long)]
+    pub generate: bool,
+    /// With --generate: the bucket to list.
+    #[arg(long, requires = "generate")]
+    pub source_bucket: Option<String>,
+    /// With --generate: key prefix, e.g. connect/<alias>/CallRecordings/.
+    #[arg(long, requires = "generate")]
+    pub source_prefix: Option<String>,
+    /// With --generate: created at least this long ago (7d, 2w), counted from today's midnight UTC.
+    #[arg(long, requires = "generate")]
+    pub older_than: Option<String>,
+    /// With --generate: created at or after this day (YYYY-MM-DD).
+    #[arg(long, requires = "generate")]
+    pub created_after: Option<chrono::NaiveDate>,
+    /// With --generate: created before this day (YYYY-MM-DD).
+    #[arg(long, requires = "generate")]
+    pub created_before: Option<chrono::NaiveDate>,
+    /// With --generate: key suffix (case-sensitive on the service side).
+    #[arg(long, default_value = ".wav")]
+    pub suffix: String,
+    /// With --generate: smallest object in bytes (see `manifest --help`).
+    #[arg(long, default_value_t = crate::select::DEFAULT_MIN_SIZE)]
+    pub min_size: u64,
+    /// With --generate: storage classes to take (repeatable).
+    #[arg(long = "generator-storage-class", default_values_t = ["STANDARD", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING"].map(String::from))]
+    pub generator_storage_classes: Vec<String>,
+    /// With --generate: keep the generated list at s3://bucket/prefix.
+    #[arg(long, requires = "generate")]
+    pub manifest_output: Option<Location>,
     /// The handler: arn:aws:lambda:<region>:<account>:function:<name>[:<alias or version>].
     #[arg(long)]
     pub function_arn: String,
@@ -197,20 +225,15 @@ async fn manifest_fields(s3: &aws_sdk_s3::Client, loc: &Location) -> anyhow::Res
     }
 }
 
-/// Builds, checks and (unless a dry run) submits the job.
-pub async fn submit(
-    args: &SubmitArgs,
-    opts: &JobOptions,
-    aws: &AwsOptions,
-) -> anyhow::Result<Submitted> {
-    let s3 = aws.s3().await;
+/// The manifest (CSV or inventory) pinned by its current ETag, checked against the one recorded.
+async fn pinned_manifest(args: &SubmitArgs, s3: &aws_sdk_s3::Client) -> anyhow::Result<Manifest> {
     let (loc, format) = match (&args.manifest, &args.inventory) {
         (Some(m), _) => (m, job::MANIFEST_FORMATS[0]),
         (None, Some(i)) => (i, job::MANIFEST_FORMATS[1]),
-        (None, None) => bail!("give --manifest or --inventory"),
+        (None, None) => bail!("give --manifest, --inventory or --generate"),
     };
-    let (etag, version) = manifest_etag(&s3, loc).await?;
-    if let Some(recorded) = recorded_etag(&s3, loc).await
+    let (etag, version) = manifest_etag(s3, loc).await?;
+    if let Some(recorded) = recorded_etag(s3, loc).await
         && recorded != etag
     {
         bail!(
@@ -218,9 +241,83 @@ pub async fn submit(
         );
     }
     let fields = if format == job::MANIFEST_FORMATS[0] {
-        Some(manifest_fields(&s3, loc).await?)
+        Some(manifest_fields(s3, loc).await?)
     } else {
         None
+    };
+    Ok(Manifest {
+        spec: ManifestSpec {
+            format: format.to_string(),
+            fields,
+        },
+        location: ManifestLocation {
+            object_arn: loc.object_arn()?,
+            object_version_id: version,
+            etag,
+        },
+    })
+}
+
+/// The service-side manifest generator for `--generate`.
+fn generator(args: &SubmitArgs) -> anyhow::Result<job::ManifestGenerator> {
+    let Some(bucket) = &args.source_bucket else {
+        bail!("--generate needs --source-bucket");
+    };
+    let midnight = |d: chrono::NaiveDate| format!("{}T00:00:00Z", d.format("%Y-%m-%d"));
+    let mut before = args.created_before;
+    if let Some(age) = &args.older_than {
+        let days = crate::select::parse_age(age).map_err(anyhow::Error::msg)?;
+        let cutoff = chrono::Utc::now().date_naive() - chrono::Days::new(days);
+        before = Some(before.map_or(cutoff, |b| b.min(cutoff)));
+    }
+    let output = match &args.manifest_output {
+        Some(Location::S3 { bucket, key }) => Some(job::ManifestOutputLocation {
+            bucket: format!("arn:aws:s3:::{bucket}"),
+            manifest_format: "S3InventoryReport_CSV_20211130".into(),
+            manifest_prefix: (!key.is_empty()).then(|| key.clone()),
+        }),
+        Some(other) => bail!("--manifest-output {other}: must be s3://bucket/prefix"),
+        None => None,
+    };
+    let one = |s: &Option<String>| s.clone().filter(|x| !x.is_empty()).map(|x| vec![x]);
+    Ok(job::ManifestGenerator {
+        s3_job_manifest_generator: job::S3JobManifestGenerator {
+            source_bucket: format!("arn:aws:s3:::{bucket}"),
+            enable_manifest_output: output.is_some(),
+            manifest_output_location: output,
+            filter: Some(job::GeneratorFilter {
+                created_after: args.created_after.map(midnight),
+                created_before: before.map(midnight),
+                key_name_constraint: Some(job::KeyNameConstraint {
+                    match_any_prefix: one(&args.source_prefix),
+                    match_any_suffix: one(&Some(args.suffix.clone())),
+                }),
+                // Strictly greater than: one byte less than the smallest size wanted.
+                object_size_greater_than_bytes: (args.min_size > 0)
+                    .then(|| args.min_size as i64 - 1),
+                object_size_less_than_bytes: None,
+                match_any_storage_class: Some(
+                    args.generator_storage_classes
+                        .iter()
+                        .map(|c| c.to_ascii_uppercase())
+                        .collect(),
+                ),
+            }),
+        },
+    })
+}
+
+/// Builds, checks and (unless a dry run) submits the job.
+pub async fn submit(
+    args: &SubmitArgs,
+    opts: &JobOptions,
+    aws: &AwsOptions,
+) -> anyhow::Result<Submitted> {
+    let s3 = aws.s3().await;
+    let (manifest, manifest_generator) = if args.generate {
+        (None, Some(generator(args)?))
+    } else {
+        (Some(pinned_manifest(args, &s3).await?), None)
     };
     let user_arguments: BTreeMap<String, String> = args.user_args.iter().cloned().collect();
     let report = match &args.report {
@@ -259,17 +356,8 @@ pub async fn submit(
                 user_arguments: (!user_arguments.is_empty()).then_some(user_arguments),
             },
         },
-        manifest: Some(Manifest {
-            spec: ManifestSpec {
-                format: format.to_string(),
-                fields,
-            },
-            location: ManifestLocation {
-                object_arn: loc.object_arn()?,
-                object_version_id: version,
-                etag,
-            },
-        }),
+        manifest,
+        manifest_generator,
         report,
         priority: args.priority,
         role_arn: args.role_arn.clone(),

@@ -84,24 +84,35 @@ async fn serve(
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (method.as_str(), parts.as_slice()) {
         ("POST", ["v20180820", "jobs"]) => {
-            for needed in [
+            let listing: &[&str] = if body.contains("<ManifestGenerator>") {
+                &[
+                    "S3JobManifestGenerator",
+                    "SourceBucket",
+                    "EnableManifestOutput",
+                ]
+            } else {
+                &[
+                    "Manifest",
+                    "Spec",
+                    "Format",
+                    "Location",
+                    "ObjectArn",
+                    "ETag",
+                ]
+            };
+            let common = [
                 "ClientRequestToken",
                 "ConfirmationRequired",
                 "Operation",
                 "LambdaInvoke",
                 "FunctionArn",
                 "InvocationSchemaVersion",
-                "Manifest",
-                "Spec",
-                "Format",
-                "Location",
-                "ObjectArn",
-                "ETag",
                 "Priority",
                 "Report",
                 "Enabled",
                 "RoleArn",
-            ] {
+            ];
+            for needed in common.iter().chain(listing) {
                 if tag(&body, needed).is_none() {
                     s.problems
                         .push(format!("CreateJobRequest without <{needed}>"));
@@ -655,4 +666,74 @@ async fn submit_follow_confirm_cancel_through_s3control() {
         creates,
         "nothing submitted after an error"
     );
+
+    // The service-side manifest generator, with the same kinds of filters.
+    let generated: Value = serde_json::from_str(&ok(mb(&endpoint, &control).args([
+        "--json",
+        "submit",
+        "--generate",
+        "--source-bucket",
+        &bucket,
+        "--source-prefix",
+        "calls/",
+        "--created-after",
+        "2024-01-01",
+        "--created-before",
+        "2024-02-01",
+        "--manifest-output",
+        &format!("s3://{bucket}/generated"),
+        "--function-arn",
+        function,
+        "--role-arn",
+        role,
+    ])))
+    .unwrap();
+    let body = stub.lock().unwrap().jobs[generated["job_id"].as_str().unwrap()]
+        .1
+        .clone();
+    for part in [
+        format!("<SourceBucket>arn:aws:s3:::{bucket}</SourceBucket>"),
+        "<EnableManifestOutput>true</EnableManifestOutput>".to_string(),
+        "<ManifestFormat>S3InventoryReport_CSV_20211130</ManifestFormat>".to_string(),
+        "<MatchAnyPrefix><member>calls/</member></MatchAnyPrefix>".to_string(),
+        "<MatchAnySuffix><member>.wav</member></MatchAnySuffix>".to_string(),
+        "<ObjectSizeGreaterThanBytes>524287</ObjectSizeGreaterThanBytes>".to_string(),
+        "<CreatedAfter>2024-01-01T00:00:00Z</CreatedAfter>".to_string(),
+        "<MatchAnyStorageClass><member>STANDARD</member>".to_string(),
+    ] {
+        assert!(body.contains(&part), "{part} missing from {body}");
+    }
+    assert!(
+        !body.contains("<Manifest>"),
+        "a generator job has no manifest"
+    );
+    // An inventory manifest passed straight through.
+    s3.put_object()
+        .bucket(&bucket)
+        .key("inv/manifest.json")
+        .body(ByteStream::from_static(b"{}"))
+        .send()
+        .await
+        .unwrap();
+    let inv: Value = serde_json::from_str(&ok(mb(&endpoint, &control).args([
+        "--json",
+        "submit",
+        "--inventory",
+        &format!("s3://{bucket}/inv/manifest.json"),
+        "--function-arn",
+        function,
+        "--role-arn",
+        role,
+    ])))
+    .unwrap();
+    let body = stub.lock().unwrap().jobs[inv["job_id"].as_str().unwrap()]
+        .1
+        .clone();
+    assert!(
+        body.contains("<Format>S3InventoryReport_CSV_20161130</Format>")
+            && !body.contains("<Fields>"),
+        "{body}"
+    );
+    let problems = stub.lock().unwrap().problems.clone();
+    assert!(problems.is_empty(), "{problems:?}");
 }
