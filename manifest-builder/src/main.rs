@@ -249,21 +249,28 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 })?;
             }
         }
-        Command::Confirm { job_id } => println!(
-            "{}",
-            job_cmd::set_status(&job_id, "Ready", None, jobs, aws).await?
-        ),
-        Command::Cancel { job_id, reason } => println!(
-            "{}",
-            job_cmd::set_status(&job_id, "Cancelled", reason.as_deref(), jobs, aws).await?
-        ),
+        Command::Confirm { job_id } => {
+            let status = job_cmd::set_status(&job_id, "Ready", None, jobs, aws).await?;
+            print(
+                json,
+                &serde_json::json!({"job_id": job_id, "status": status}),
+                |v| println!("{}", v["status"].as_str().unwrap_or("")),
+            )?;
+        }
+        Command::Cancel { job_id, reason } => {
+            let status =
+                job_cmd::set_status(&job_id, "Cancelled", reason.as_deref(), jobs, aws).await?;
+            print(
+                json,
+                &serde_json::json!({"job_id": job_id, "status": status}),
+                |v| println!("{}", v["status"].as_str().unwrap_or("")),
+            )?;
+        }
         Command::Manifest(args) => {
-            let summary = select_cmd::run(&args, &cli.aws).await?;
-            if cli.json {
-                println!("{}", serde_json::to_string_pretty(&summary)?);
-            } else {
-                select_cmd::print_summary(&summary, args.dry_run);
-            }
+            let summary = select_cmd::run(&args, aws).await?;
+            print(json, &summary, |s| {
+                select_cmd::print_summary(s, args.dry_run)
+            })?;
         }
         Command::SampleRecording {
             output,

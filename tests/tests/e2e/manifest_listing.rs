@@ -334,6 +334,42 @@ async fn filters_and_splitting_on_an_unversioned_bucket() {
         serde_json::from_str::<Value>(&stdout).unwrap()["objects"],
         2
     );
+    // --check-tags drops what already carries the converted tag (one GetObjectTagging each).
+    let tag = aws_sdk_s3::types::Tag::builder()
+        .key("converted")
+        .value("true")
+        .build()
+        .unwrap();
+    let tagging = aws_sdk_s3::types::Tagging::builder()
+        .tag_set(tag)
+        .build()
+        .unwrap();
+    s3.put_object_tagging()
+        .bucket(&bucket)
+        .key("r/a.wav")
+        .tagging(tagging)
+        .send()
+        .await
+        .unwrap();
+    let Some(mut mb) = manifest_builder(&endpoint) else {
+        return;
+    };
+    let (stdout, _) = run(mb.args([
+        "--json",
+        "manifest",
+        "--bucket",
+        &bucket,
+        "--prefix",
+        "r/",
+        "--key-regex",
+        "^r/[ab]",
+        "--check-tags",
+        "--dry-run",
+    ]));
+    assert_eq!(
+        serde_json::from_str::<Value>(&stdout).unwrap()["objects"],
+        1
+    );
 }
 
 fn gz(text: &str) -> Vec<u8> {
