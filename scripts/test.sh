@@ -19,4 +19,11 @@ trap 'kill "$MOTO_PID" 2>/dev/null || true' EXIT
 echo "moto: $MOTO_ENDPOINT (pid $MOTO_PID)" >&2
 
 cargo build --workspace --bins --locked
-cargo test --workspace --locked "$@"
+log=target/test-output.log
+status=0
+cargo test --workspace --locked "$@" 2>&1 | tee "$log" || status=$?
+# One closing line with the totals of every test binary.
+passed=$(grep -oE '^test result: [A-Za-z]+\. [0-9]+ passed' "$log" | awk '{s += $4} END {print s + 0}')
+failed=$(grep -oE '^test result: [A-Za-z]+\. [0-9]+ passed; [0-9]+ failed' "$log" | awk '{s += $6} END {print s + 0}')
+echo "tests: $passed passed, $failed failed"
+exit "$status"

@@ -111,6 +111,36 @@ impl Location {
         }
     }
 
+    async fn put(
+        &self,
+        s3: &aws_sdk_s3::Client,
+        bucket: &str,
+        key: &str,
+        body: ByteStream,
+        content_type: &str,
+    ) -> anyhow::Result<Option<String>> {
+        let out = s3
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .content_type(content_type)
+            .body(body)
+            .send()
+            .await
+            .map_err(aws_sdk_s3::Error::from)
+            .with_context(|| format!("writing {self}"))?;
+        Ok(out.e_tag().map(|e| e.trim_matches('"').to_string()))
+    }
+
+    async fn local_dir(p: &std::path::Path) -> anyhow::Result<()> {
+        if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+            tokio::fs::create_dir_all(dir)
+                .await
+                .with_context(|| format!("creating {}", dir.display()))?;
+        }
+        Ok(())
+    }
+
     /// Writes a local file's content here; returns the object's ETag (without quotes) for S3.
     pub async fn put_file(
         &self,
@@ -123,25 +153,11 @@ impl Location {
                 let body = ByteStream::from_path(file)
                     .await
                     .with_context(|| format!("reading {}", file.display()))?;
-                let out = s3
-                    .put_object()
-                    .bucket(bucket)
-                    .key(key)
-                    .content_type(content_type)
-                    .body(body)
-                    .send()
-                    .await
-                    .map_err(aws_sdk_s3::Error::from)
-                    .with_context(|| format!("writing {self}"))?;
-                Ok(out.e_tag().map(|e| e.trim_matches('"').to_string()))
+                self.put(s3, bucket, key, body, content_type).await
             }
             Location::Local(p) => {
                 if p != file {
-                    if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
-                        tokio::fs::create_dir_all(dir)
-                            .await
-                            .with_context(|| format!("creating {}", dir.display()))?;
-                    }
+                    Self::local_dir(p).await?;
                     tokio::fs::copy(file, p)
                         .await
                         .with_context(|| format!("writing {}", p.display()))?;
@@ -160,24 +176,11 @@ impl Location {
     ) -> anyhow::Result<Option<String>> {
         match self {
             Location::S3 { bucket, key } => {
-                let out = s3
-                    .put_object()
-                    .bucket(bucket)
-                    .key(key)
-                    .content_type(content_type)
-                    .body(ByteStream::from(bytes))
-                    .send()
+                self.put(s3, bucket, key, ByteStream::from(bytes), content_type)
                     .await
-                    .map_err(aws_sdk_s3::Error::from)
-                    .with_context(|| format!("writing {self}"))?;
-                Ok(out.e_tag().map(|e| e.trim_matches('"').to_string()))
             }
             Location::Local(p) => {
-                if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    tokio::fs::create_dir_all(dir)
-                        .await
-                        .with_context(|| format!("creating {}", dir.display()))?;
-                }
+                Self::local_dir(p).await?;
                 tokio::fs::write(p, bytes)
                     .await
                     .with_context(|| format!("writing {}", p.display()))?;

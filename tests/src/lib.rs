@@ -146,6 +146,17 @@ pub fn workspace_binary(name: &str) -> Option<std::path::PathBuf> {
     path.exists().then_some(path)
 }
 
+/// A command running `binary` with the tests' AWS environment: static credentials, an explicit
+/// region and no instance metadata, so the SDK never looks beyond loopback.
+pub fn aws_command(binary: &std::path::Path) -> std::process::Command {
+    let mut c = std::process::Command::new(binary);
+    c.env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    c
+}
+
 /// Whether a command is on PATH (for ffmpeg, sox, python3).
 pub fn have(cmd: &str) -> bool {
     std::process::Command::new("sh")

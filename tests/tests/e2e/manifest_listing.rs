@@ -12,13 +12,8 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 
 fn manifest_builder(endpoint: &str) -> Option<Command> {
-    let bin = workspace_binary("manifest-builder")?;
-    let mut c = Command::new(bin);
-    c.env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .args(["--endpoint-url", endpoint]);
+    let mut c = aws_command(&workspace_binary("manifest-builder")?);
+    c.args(["--endpoint-url", endpoint]);
     Some(c)
 }
 

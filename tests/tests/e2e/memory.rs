@@ -69,14 +69,10 @@ async fn a_30_minute_recording_converts_in_the_memory_of_a_2_minute_one() {
                 (binary.clone(), endpoint.clone(), event_path.clone());
             move || {
                 run_measured(
-                    Command::new(binary)
+                    aws_command(&binary)
                         .args(["invoke", "--event"])
                         .arg(&event_path)
-                        .args(["--endpoint-url", &endpoint])
-                        .env("AWS_ACCESS_KEY_ID", "test")
-                        .env("AWS_SECRET_ACCESS_KEY", "test")
-                        .env("AWS_REGION", "us-east-1")
-                        .env("AWS_EC2_METADATA_DISABLED", "true"),
+                        .args(["--endpoint-url", &endpoint]),
                 )
             }
         })

@@ -257,19 +257,15 @@ async fn start_stub() -> (String, Arc<Mutex<Stub>>) {
 }
 
 fn mb(endpoint: &str, control: &str) -> Command {
-    let mut c = Command::new(workspace_binary("manifest-builder").unwrap());
-    c.env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .args([
-            "--endpoint-url",
-            endpoint,
-            "--s3control-endpoint-url",
-            control,
-            "--account-id",
-            ACCOUNT,
-        ]);
+    let mut c = aws_command(&workspace_binary("manifest-builder").unwrap());
+    c.args([
+        "--endpoint-url",
+        endpoint,
+        "--s3control-endpoint-url",
+        control,
+        "--account-id",
+        ACCOUNT,
+    ]);
     c
 }
 
