@@ -85,26 +85,33 @@ impl Location {
         }
     }
 
+    /// The body of an S3 object (`bucket`, `key` of `self`), to stream.
+    pub async fn body(&self, s3: &aws_sdk_s3::Client) -> anyhow::Result<ByteStream> {
+        let Location::S3 { bucket, key } = self else {
+            bail!("{self} is not in S3");
+        };
+        let out = s3
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(aws_sdk_s3::Error::from)
+            .with_context(|| format!("reading {self}"))?;
+        Ok(out.body)
+    }
+
     /// The whole content.
     pub async fn read(&self, s3: &aws_sdk_s3::Client) -> anyhow::Result<Vec<u8>> {
         match self {
-            Location::S3 { bucket, key } => {
-                let out = s3
-                    .get_object()
-                    .bucket(bucket)
-                    .key(key)
-                    .send()
-                    .await
-                    .map_err(aws_sdk_s3::Error::from)
-                    .with_context(|| format!("reading {self}"))?;
-                Ok(out
-                    .body
-                    .collect()
-                    .await
-                    .with_context(|| format!("reading {self}"))?
-                    .into_bytes()
-                    .to_vec())
-            }
+            Location::S3 { .. } => Ok(self
+                .body(s3)
+                .await?
+                .collect()
+                .await
+                .with_context(|| format!("reading {self}"))?
+                .into_bytes()
+                .to_vec()),
             Location::Local(p) => tokio::fs::read(p)
                 .await
                 .with_context(|| format!("reading {}", p.display())),

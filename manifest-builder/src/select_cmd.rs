@@ -317,16 +317,8 @@ async fn fetch_checked(
     use tokio::io::AsyncWriteExt;
     let mut hasher = md5::Md5::new();
     match from {
-        Location::S3 { bucket, key } => {
-            let mut body = s3
-                .get_object()
-                .bucket(bucket)
-                .key(key)
-                .send()
-                .await
-                .map_err(aws_sdk_s3::Error::from)
-                .with_context(|| format!("reading {from}"))?
-                .body;
+        Location::S3 { .. } => {
+            let mut body = from.body(s3).await?;
             let mut file = tokio::fs::File::create(to).await?;
             while let Some(chunk) = body
                 .try_next()

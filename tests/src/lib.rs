@@ -157,6 +157,15 @@ pub fn aws_command(binary: &std::path::Path) -> std::process::Command {
     c
 }
 
+/// A workspace binary, or `None` after reporting it missing (skip, or fail under the test command).
+pub fn require_binary(name: &str, test: &str) -> Option<std::path::PathBuf> {
+    let found = workspace_binary(name);
+    if found.is_none() {
+        missing(&format!("the {name} binary (cargo build -p {name})"), test);
+    }
+    found
+}
+
 /// Whether a command is on PATH (for ffmpeg, sox, python3).
 pub fn have(cmd: &str) -> bool {
     std::process::Command::new("sh")

@@ -7,17 +7,6 @@ use batch_handler::transcode::Transcoder;
 use e2e_tests::*;
 use serde_json::Value;
 
-fn binary(test: &str) -> Option<std::path::PathBuf> {
-    let b = workspace_binary("batch-handler");
-    if b.is_none() {
-        missing(
-            "the batch-handler binary (cargo build -p batch-handler)",
-            test,
-        );
-    }
-    b
-}
-
 fn dir(name: &str) -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!("e2e-cli-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
@@ -26,7 +15,7 @@ fn dir(name: &str) -> std::path::PathBuf {
 
 #[test]
 fn dry_run_needs_no_credentials_region_or_network() {
-    let Some(bin) = binary("dry_run_needs_no_credentials") else {
+    let Some(bin) = require_binary("batch-handler", "dry_run_needs_no_credentials") else {
         return;
     };
     let d = dir("dry");
@@ -64,7 +53,7 @@ fn dry_run_needs_no_credentials_region_or_network() {
 
 #[test]
 fn transcode_writes_what_the_library_writes_and_refuses_clearly() {
-    let Some(bin) = binary("transcode_cli") else {
+    let Some(bin) = require_binary("batch-handler", "transcode_cli") else {
         return;
     };
     let d = dir("transcode");
@@ -122,11 +111,8 @@ fn transcode_writes_what_the_library_writes_and_refuses_clearly() {
 
 #[test]
 fn estimate_from_a_manifest_summary_as_table_json_and_csv() {
-    let Some(bin) = workspace_binary("manifest-builder") else {
-        return missing(
-            "the manifest-builder binary (cargo build -p manifest-builder)",
-            "estimate_cli",
-        );
+    let Some(bin) = require_binary("manifest-builder", "estimate_cli") else {
+        return;
     };
     let d = dir("estimate");
     std::fs::write(

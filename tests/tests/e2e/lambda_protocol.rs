@@ -119,11 +119,8 @@ async fn the_binary_answers_batch_events_through_the_lambda_runtime_api() {
     let Some(endpoint) = moto_endpoint(test) else {
         return;
     };
-    let Some(binary) = workspace_binary("batch-handler") else {
-        return missing(
-            "the batch-handler binary (cargo build -p batch-handler)",
-            test,
-        );
+    let Some(binary) = require_binary("batch-handler", test) else {
+        return;
     };
     let s3 = s3_client(&endpoint);
     let bucket = new_bucket(&s3, "lambda", true).await;

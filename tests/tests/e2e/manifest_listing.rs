@@ -33,12 +33,10 @@ async fn listing_by_day_prefixes_writes_a_versioned_manifest_the_handler_reads_b
     let Some(endpoint) = moto_endpoint(test) else {
         return;
     };
-    let Some(mut mb) = manifest_builder(&endpoint) else {
-        return missing(
-            "the manifest-builder binary (cargo build -p manifest-builder)",
-            test,
-        );
-    };
+    if require_binary("manifest-builder", test).is_none() {
+        return;
+    }
+    let mut mb = manifest_builder(&endpoint).expect("binary found");
     let s3 = s3_client(&endpoint);
     let bucket = new_bucket(&s3, "listing", true).await;
     let base = "connect/acme/CallRecordings/";
@@ -240,12 +238,10 @@ async fn filters_and_splitting_on_an_unversioned_bucket() {
     let Some(endpoint) = moto_endpoint(test) else {
         return;
     };
-    let Some(mut mb) = manifest_builder(&endpoint) else {
-        return missing(
-            "the manifest-builder binary (cargo build -p manifest-builder)",
-            test,
-        );
-    };
+    if require_binary("manifest-builder", test).is_none() {
+        return;
+    }
+    let mut mb = manifest_builder(&endpoint).expect("binary found");
     let s3 = s3_client(&endpoint);
     let bucket = new_bucket(&s3, "filters", false).await;
     let big = vec![0u8; 600 * 1024];
@@ -380,11 +376,8 @@ async fn inventory_csv_gz_all_versions_with_md5_checks_and_clear_errors() {
     let Some(endpoint) = moto_endpoint(test) else {
         return;
     };
-    if workspace_binary("manifest-builder").is_none() {
-        return missing(
-            "the manifest-builder binary (cargo build -p manifest-builder)",
-            test,
-        );
+    if require_binary("manifest-builder", test).is_none() {
+        return;
     }
     let s3 = s3_client(&endpoint);
     let inv_bucket = new_bucket(&s3, "inventory", false).await;
@@ -632,11 +625,8 @@ async fn orc_and_parquet_inventories_give_the_same_manifest() {
     let Some(endpoint) = moto_endpoint(test) else {
         return;
     };
-    if workspace_binary("manifest-builder").is_none() {
-        return missing(
-            "the manifest-builder binary (cargo build -p manifest-builder)",
-            test,
-        );
+    if require_binary("manifest-builder", test).is_none() {
+        return;
     }
     let s3 = s3_client(&endpoint);
     let bucket = new_bucket(&s3, "columnar", false).await;

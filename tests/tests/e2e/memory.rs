@@ -42,11 +42,8 @@ async fn a_30_minute_recording_converts_in_the_memory_of_a_2_minute_one() {
     let Some(endpoint) = moto_endpoint(test) else {
         return;
     };
-    let Some(binary) = workspace_binary("batch-handler") else {
-        return missing(
-            "the batch-handler binary (cargo build -p batch-handler)",
-            test,
-        );
+    let Some(binary) = require_binary("batch-handler", test) else {
+        return;
     };
     let s3 = s3_client(&endpoint);
     let bucket = new_bucket(&s3, "long", true).await;

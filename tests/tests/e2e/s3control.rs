@@ -294,11 +294,8 @@ async fn submit_follow_confirm_cancel_through_s3control() {
     let Some(endpoint) = moto_endpoint(test) else {
         return;
     };
-    if workspace_binary("manifest-builder").is_none() {
-        return missing(
-            "the manifest-builder binary (cargo build -p manifest-builder)",
-            test,
-        );
+    if require_binary("manifest-builder", test).is_none() {
+        return;
     }
     let s3 = s3_client(&endpoint);
     let bucket = new_bucket(&s3, "jobs", false).await;
