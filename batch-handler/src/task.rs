@@ -315,11 +315,21 @@ async fn convert(ctx: &Context, settings: &Settings, task: &Task) -> Result<Summ
     let written = match (pumped, written) {
         (Err(PumpError::Failed(outcome)), _) => return Err(outcome),
         (_, Err(e)) => {
-            if !in_place && e.raw_response().map(|r| r.status().as_u16()) == Some(412) {
+            let precondition_failed = e.raw_response().map(|r| r.status().as_u16()) == Some(412);
+            if precondition_failed && !in_place {
                 return Ok(Summary::skipped(
                     format!("already converted (destination {where_to} exists)"),
                     size,
                 ));
+            }
+            if precondition_failed && let Some(pinned) = &task.version_id {
+                // A task pinned to an older version would meet 412 on every redrive: say so once.
+                if let Some(current) = current_version(ctx, task).await.filter(|c| c != pinned) {
+                    return Err(Outcome::Permanent(format!(
+                        "version {pinned} is no longer the current version ({current} is); \
+                         not converted, nothing overwritten"
+                    )));
+                }
             }
             return Err(classify(&format!("writing {where_to}"), &e));
         }
@@ -358,6 +368,19 @@ async fn convert(ctx: &Context, settings: &Settings, task: &Task) -> Result<Summ
         dropped_bytes: plan.input.partial_frame_bytes(),
         missing_bytes: plan.input.missing_bytes(),
     })
+}
+
+/// The current version id of the task's key (one HEAD, only after a conditional write failed).
+async fn current_version(ctx: &Context, task: &Task) -> Option<String> {
+    let head = ctx
+        .s3
+        .head_object()
+        .bucket(&task.bucket)
+        .key(&task.key)
+        .send()
+        .await
+        .ok()?;
+    head.version_id().map(str::to_string)
 }
 
 enum PumpError {

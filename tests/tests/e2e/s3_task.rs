@@ -687,3 +687,34 @@ async fn many_tasks_in_one_invocation_each_get_their_own_result_in_order() {
         assert_eq!(r.result_code, want, "{i}: {}", r.result_string);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_task_pinned_to_a_superseded_version_fails_permanently_with_the_reason() {
+    let Some(env) = env("a_task_pinned_to_a_superseded_version") else {
+        return;
+    };
+    let bucket = new_bucket(&env.s3, "superseded", true).await;
+    let old = env
+        .put(&bucket, "call.wav", connect_wav(1.0))
+        .await
+        .unwrap();
+    let newer = connect_wav(2.0);
+    env.put(&bucket, "call.wav", newer.clone()).await;
+    let results = env
+        .run(
+            &env.handler(Settings::default()),
+            &event_v1(&bucket, &[("call.wav", Some(&old))]),
+        )
+        .await;
+    assert_failed(
+        &results[0],
+        ResultCode::PermanentFailure,
+        &format!("version {old} is no longer the current version"),
+    );
+    assert_eq!(
+        env.get(&bucket, "call.wav", None).await,
+        newer,
+        "the newer version is untouched"
+    );
+    assert_eq!(env.versions(&bucket, "call.wav").await, 2);
+}
