@@ -15,7 +15,7 @@ mkdir -p "$(dirname "$log")"
 "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
 pid=$!
 for _ in $(seq 1 100); do
-  if curl -sf -o /dev/null "http://127.0.0.1:$port/moto-api/"; then
+  if python3 -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)" "http://127.0.0.1:$port/moto-api/" 2>/dev/null; then
     echo "MOTO_ENDPOINT=http://127.0.0.1:$port MOTO_PID=$pid"
     exit 0
   fi
