@@ -1,0 +1,155 @@
+#!/usr/bin/env python3
+"""Benchmarks side by side with the reference tools, interleaved in one run; writes BENCHMARKS.md.
+
+Called by scripts/bench.sh, which installs the tools and builds the release binaries. Each round
+runs every command of a comparison once, in turn, so load on the machine hits all of them alike;
+the table gives median, min and max wall time and the ratio of the other tool's median to ours.
+"""
+import argparse
+import hashlib
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REL = os.path.join(ROOT, "target", "release")
+WORK = os.path.join(ROOT, "target", "bench")
+ANCHORS = os.path.join(os.path.dirname(ROOT), "shared", "anchors")
+ENV = dict(os.environ, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_REGION="us-east-1",
+           AWS_EC2_METADATA_DISABLED="true")
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, check=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV, **kw)
+
+
+def timed(cmd):
+    t = time.perf_counter()
+    run(cmd)
+    return time.perf_counter() - t
+
+
+def compare(title, commands, rounds, note=""):
+    """commands: [(name, argv)], ours first. Returns a markdown section."""
+    times = {name: [] for name, _ in commands}
+    for _ in range(rounds):
+        for name, cmd in commands:
+            times[name].append(timed(cmd))
+    ours = statistics.median(times[commands[0][0]])
+    lines = [f"### {title}", "", note, "", "| command | median s | min s | max s | vs ours |", "|---|---|---|---|---|"]
+    for name, cmd in commands:
+        med = statistics.median(times[name])
+        ratio = "1.00" if name == commands[0][0] else f"{med / ours:.2f}x slower" if med >= ours else f"{ours / med:.2f}x faster"
+        lines.append(f"| {name} | {med:.3f} | {min(times[name]):.3f} | {max(times[name]):.3f} | {ratio} |")
+    shown = lambda cmd: " ".join(cmd).replace(ROOT + "/", "").replace(os.path.dirname(ROOT) + "/", "../")
+    lines += ["", "Commands (from the repository root):", ""] + [f"- {name}: `{shown(cmd)}`" for name, cmd in commands] + [""]
+    print("\n".join(lines), flush=True)
+    return "\n".join(lines), {name: statistics.median(v) for name, v in times.items()}
+
+
+def peak_rss(argv):
+    out = subprocess.run(argv, check=True, capture_output=True, text=True, env=dict(ENV, REPORT_PEAK_RSS="1"))
+    for line in out.stderr.splitlines():
+        if line.startswith("peak_rss_kib="):
+            return int(line.split("=", 1)[1])
+    raise SystemExit(f"no peak_rss_kib from {argv}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--moto", default=os.environ.get("MOTO_ENDPOINT"))
+    a = ap.parse_args()
+    rounds = 3 if a.quick else 7
+    minutes = 10 if a.quick else 60
+    rows_per_file = 100_000 if a.quick else 1_000_000
+    os.makedirs(WORK, exist_ok=True)
+    mb, bh = os.path.join(REL, "manifest-builder"), os.path.join(REL, "batch-handler")
+    sections = []
+
+    # 1. Transcode, file to file.
+    wav = os.path.join(WORK, f"call-{minutes}.wav")
+    if not os.path.exists(wav):
+        run([mb, "sample-recording", wav, "--minutes", str(minutes)])
+    out = lambda n: os.path.join(WORK, f"out-{n}.wav")
+    size = os.path.getsize(wav)
+    text, _ = compare(
+        f"{minutes}-min Connect WAV ({size / 1e6:.1f} MB) to A-law mono, file to file",
+        [("ours: batch-handler transcode", [bh, "transcode", wav, out("ours")]),
+         ("ffmpeg -ac 1 -c:a pcm_alaw", ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-i", wav, "-ac", "1", "-c:a", "pcm_alaw", out("ffmpeg")]),
+         ("sox -D -c 1 -e a-law", ["sox", "-D", wav, "-c", "1", "-e", "a-law", out("sox")]),
+         ("cp (floor)", ["cp", wav, out("cp")])],
+        rounds, "Target (issue 6): at least 6x faster than ffmpeg and 8x than sox.")
+    sections.append(text)
+
+    # 2. Inventory to manifest, against DuckDB.
+    gen = os.path.join(ANCHORS, "gen_inventory.py")
+    if os.path.exists(gen):
+        inv = os.path.join(WORK, f"inventory-{rows_per_file}")
+        if not os.path.exists(os.path.join(inv, "manifest.json")):
+            os.makedirs(inv, exist_ok=True)
+            run([sys.executable, gen, inv, "--files", "5", "--rows-per-file", str(rows_per_file)])
+            files = []
+            for i in range(5):
+                p = os.path.join(inv, f"inventory-{i}.csv")
+                run(["gzip", "-f", p])
+                data = open(p + ".gz", "rb").read()
+                files.append({"key": f"inventory-{i}.csv.gz", "size": len(data), "MD5checksum": hashlib.md5(data).hexdigest()})
+            json.dump({"sourceBucket": "amazon-connect-0123456789ab", "destinationBucket": "arn:aws:s3:::inv", "version": "2016-11-30",
+                       "creationTimestamp": "0", "fileFormat": "CSV", "fileSchema": "Bucket, Key, Size, LastModifiedDate, ETag, StorageClass",
+                       "files": files}, open(os.path.join(inv, "manifest.json"), "w"))
+        gz = [os.path.join(inv, f"inventory-{i}.csv.gz") for i in range(5)]
+        venv_py = os.path.join(ROOT, ".venv", "bin", "python")
+        text, med = compare(
+            f"S3 Inventory, {5 * rows_per_file:,} rows in 5 CSV.gz files, to a filtered manifest",
+            [("ours: manifest-builder manifest --inventory", [mb, "manifest", "--inventory", os.path.join(inv, "manifest.json"), "--skip-storage-class", "NONE",
+                                                            "--modified-before", "2024-10-01", "--output", os.path.join(WORK, "inv-ours.csv")]),
+             ("DuckDB, threads=2 (duckdb_filter.py)", [venv_py, os.path.join(ANCHORS, "duckdb_filter.py"), os.path.join(WORK, "inv-duck.csv.gz")] + gz + ["--threads", "2"])],
+            rounds, "Same selection on both sides (.wav case-insensitive, >= 512 KiB, modified before 2024-10-01). Target: 1.5x DuckDB.")
+        rate = 5 * rows_per_file / med["ours: manifest-builder manifest --inventory"]
+        sections.append(text + f"\nOurs: {rate:,.0f} rows/s.\n")
+
+    # 3. Handler peak RSS, 2-min vs long objects, on a local S3 server (moto).
+    if a.moto:
+        import boto3  # from the project's .venv (moto brings it)
+        s3 = boto3.client("s3", endpoint_url=a.moto, aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1")
+        bucket = f"bench-rss-{int(time.time())}"
+        s3.create_bucket(Bucket=bucket)
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        lines = ["### Handler peak RSS on a local S3 server (moto)", "", "| object | bytes | peak RSS MiB |", "|---|---|---|"]
+        for mins in ([2, 60] if a.quick else [2, 60, 240]):
+            path = os.path.join(WORK, f"call-{mins}.wav")
+            if not os.path.exists(path):
+                run([mb, "sample-recording", path, "--minutes", str(mins)])
+            s3.upload_file(path, bucket, f"{mins}.wav")
+            ev = os.path.join(WORK, f"event-{mins}.json")
+            json.dump({"invocationSchemaVersion": "1.0", "invocationId": "b", "job": {"id": "bench"},
+                       "tasks": [{"taskId": "t", "s3Key": f"{mins}.wav", "s3VersionId": None, "s3BucketArn": f"arn:aws:s3:::{bucket}"}]}, open(ev, "w"))
+            kib = peak_rss([bh, "invoke", "--event", ev, "--endpoint-url", a.moto])
+            lines.append(f"| {mins} min | {os.path.getsize(path):,} | {kib / 1024:.1f} |")
+        lines += ["", f"Command: `REPORT_PEAK_RSS=1 batch-handler invoke --event EVENT.json --endpoint-url {a.moto}`. Target: flat, <= 48 MiB.", ""]
+        print("\n".join(lines), flush=True)
+        sections.append("\n".join(lines))
+
+    header = [
+        "# Benchmarks",
+        "",
+        f"Generated by `scripts/bench.sh{' --quick' if a.quick else ''}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: "
+        f"{os.cpu_count()} cores, {platform.machine()}, {rounds} interleaved rounds per comparison. "
+        "Wall times of whole processes; ratios are of medians measured in the same run.",
+        "",
+        "Not yet here (issue 6): the conversion kernel alone (criterion), and 200 two-minute recordings "
+        "end to end through the local Batch Operations engine (issue 4).",
+        "",
+    ]
+    with open(os.path.join(ROOT, "BENCHMARKS.md"), "w") as f:
+        f.write("\n".join(header + sections))
+    print(f"wrote {os.path.join(ROOT, 'BENCHMARKS.md')}")
+
+
+if __name__ == "__main__":
+    main()
