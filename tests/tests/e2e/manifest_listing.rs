@@ -27,6 +27,13 @@ fn run(cmd: &mut Command) -> (String, String) {
     (o, e)
 }
 
+/// `manifest-builder --json ARGS` (the binary was checked at the start of the test): its stdout as JSON.
+fn json(endpoint: &str, args: &[&str]) -> Value {
+    let mut mb = manifest_builder(endpoint).expect("manifest-builder binary");
+    let (stdout, stderr) = run(mb.arg("--json").args(args));
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"))
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn listing_by_day_prefixes_writes_a_versioned_manifest_the_handler_reads_back() {
     let test = "listing_by_day_prefixes";
@@ -185,48 +192,42 @@ async fn listing_by_day_prefixes_writes_a_versioned_manifest_the_handler_reads_b
     }
 
     // --date, dry run: the two converted recordings are GLACIER_IR now, skipped by default...
-    let Some(mut mb) = manifest_builder(&endpoint) else {
-        return;
-    };
-    let (stdout, _) = run(mb.args([
-        "--json",
-        "manifest",
-        "--bucket",
-        &bucket,
-        "--prefix",
-        base,
-        "--date",
-        "2024-03-06",
-        "--min-size",
-        "0",
-        "--dry-run",
-    ]));
-    assert_eq!(
-        serde_json::from_str::<Value>(&stdout).unwrap()["objects"],
-        0
+    let result = json(
+        &endpoint,
+        &[
+            "manifest",
+            "--bucket",
+            &bucket,
+            "--prefix",
+            base,
+            "--date",
+            "2024-03-06",
+            "--min-size",
+            "0",
+            "--dry-run",
+        ],
     );
+    assert_eq!(result["objects"], 0);
     // ...and selected when that class is asked for; an unversioned view writes no version column.
-    let Some(mut mb) = manifest_builder(&endpoint) else {
-        return;
-    };
-    let (stdout, _) = run(mb.args([
-        "--json",
-        "manifest",
-        "--bucket",
-        &bucket,
-        "--prefix",
-        base,
-        "--date",
-        "2024-03-06",
-        "--min-size",
-        "0",
-        "--versions",
-        "off",
-        "--storage-class",
-        "GLACIER_IR",
-        "--dry-run",
-    ]));
-    let dry: Value = serde_json::from_str(&stdout).unwrap();
+    let dry = json(
+        &endpoint,
+        &[
+            "manifest",
+            "--bucket",
+            &bucket,
+            "--prefix",
+            base,
+            "--date",
+            "2024-03-06",
+            "--min-size",
+            "0",
+            "--versions",
+            "off",
+            "--storage-class",
+            "GLACIER_IR",
+            "--dry-run",
+        ],
+    );
     assert_eq!(dry["objects"], 2);
     assert_eq!(dry["fields"], json!(["Bucket", "Key"]));
     assert_eq!(dry["manifests"], json!([]));
@@ -289,42 +290,34 @@ async fn filters_and_splitting_on_an_unversioned_bucket() {
     assert_eq!(first, format!("{bucket},r/a.wav\n{bucket},r/b.WAV\n"));
     assert_eq!(second, format!("{bucket},r/e.wav\n"));
     assert!(dir.join("m.summary.json").exists());
-    let Some(mut mb) = manifest_builder(&endpoint) else {
-        return;
-    };
-    let (stdout, _) = run(mb.args([
-        "--json",
-        "manifest",
-        "--bucket",
-        &bucket,
-        "--prefix",
-        "r/",
-        "--storage-class",
-        "STANDARD_IA",
-        "--dry-run",
-    ]));
-    assert_eq!(
-        serde_json::from_str::<Value>(&stdout).unwrap()["objects"],
-        1
+    let result = json(
+        &endpoint,
+        &[
+            "manifest",
+            "--bucket",
+            &bucket,
+            "--prefix",
+            "r/",
+            "--storage-class",
+            "STANDARD_IA",
+            "--dry-run",
+        ],
     );
-    let Some(mut mb) = manifest_builder(&endpoint) else {
-        return;
-    };
-    let (stdout, _) = run(mb.args([
-        "--json",
-        "manifest",
-        "--bucket",
-        &bucket,
-        "--prefix",
-        "r/",
-        "--key-regex",
-        "^r/[ab]",
-        "--dry-run",
-    ]));
-    assert_eq!(
-        serde_json::from_str::<Value>(&stdout).unwrap()["objects"],
-        2
+    assert_eq!(result["objects"], 1);
+    let result = json(
+        &endpoint,
+        &[
+            "manifest",
+            "--bucket",
+            &bucket,
+            "--prefix",
+            "r/",
+            "--key-regex",
+            "^r/[ab]",
+            "--dry-run",
+        ],
     );
+    assert_eq!(result["objects"], 2);
     // --check-tags drops what already carries the converted tag (one GetObjectTagging each).
     let tag = aws_sdk_s3::types::Tag::builder()
         .key("converted")
@@ -342,25 +335,21 @@ async fn filters_and_splitting_on_an_unversioned_bucket() {
         .send()
         .await
         .unwrap();
-    let Some(mut mb) = manifest_builder(&endpoint) else {
-        return;
-    };
-    let (stdout, _) = run(mb.args([
-        "--json",
-        "manifest",
-        "--bucket",
-        &bucket,
-        "--prefix",
-        "r/",
-        "--key-regex",
-        "^r/[ab]",
-        "--check-tags",
-        "--dry-run",
-    ]));
-    assert_eq!(
-        serde_json::from_str::<Value>(&stdout).unwrap()["objects"],
-        1
+    let result = json(
+        &endpoint,
+        &[
+            "manifest",
+            "--bucket",
+            &bucket,
+            "--prefix",
+            "r/",
+            "--key-regex",
+            "^r/[ab]",
+            "--check-tags",
+            "--dry-run",
+        ],
     );
+    assert_eq!(result["objects"], 1);
 }
 
 fn gz(text: &str) -> Vec<u8> {
