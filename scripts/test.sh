@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The README's test command: every test of the workspace against a real S3 server on loopback.
 #
-# It starts moto on a free 127.0.0.1 port (on first use it installs moto from PyPI into ./.venv,
-# the only thing it installs), builds the binaries the end-to-end tests drive, runs
+# It starts moto on a free 127.0.0.1 port (on first use it installs moto, and cargo-lambda for the
+# test that runs the built function under `cargo lambda watch`, from PyPI into ./.venv; nothing
+# else is installed), builds the binaries the end-to-end tests drive, runs
 # `cargo test --workspace`, and stops moto on exit. Static credentials and an explicit region:
 # the AWS SDK never looks for instance metadata. Extra arguments go to `cargo test`.
 set -euo pipefail
@@ -14,6 +15,11 @@ unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL AWS_ENDPOINT_URL_S3 || true
 export E2E_REQUIRE=1   # a missing moto fails the tests instead of skipping them
 
 eval "$(scripts/start-moto.sh)"
+if [ ! -x .venv/bin/cargo-lambda ]; then
+  echo "installing cargo-lambda (PyPI) into .venv ..." >&2
+  .venv/bin/pip install -q --disable-pip-version-check 'cargo-lambda==1.9.2' >&2
+fi
+export PATH="$PWD/.venv/bin:$PATH"
 export MOTO_ENDPOINT
 trap 'kill "$MOTO_PID" 2>/dev/null || true' EXIT
 echo "moto: $MOTO_ENDPOINT (pid $MOTO_PID)" >&2

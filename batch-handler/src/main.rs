@@ -169,6 +169,13 @@ fn run_lambda() -> anyhow::Result<()> {
                 let handler = handler.clone();
                 async move {
                     let deadline = lambda_deadline(ev.context.deadline, margin);
+                    tracing::debug!(
+                        deadline_ms = ev.context.deadline,
+                        work_ms = deadline
+                            .saturating_duration_since(tokio::time::Instant::now())
+                            .as_millis() as u64,
+                        "invocation"
+                    );
                     let response = handler.handle(&ev.payload, Some(deadline)).await;
                     Ok::<_, lambda_runtime::Error>(response)
                 }
@@ -180,14 +187,21 @@ fn run_lambda() -> anyhow::Result<()> {
     })
 }
 
-/// The instant to stop at: the invocation's deadline (ms since the epoch) minus the margin.
+/// The instant to stop at: the invocation's deadline (ms since the epoch) minus the margin,
+/// the margin capped at a fifth of the time left so that a short function timeout (the Lambda
+/// default is 3 s) still leaves time to work instead of failing every task at once. A value
+/// before 2001 is taken as milliseconds from now: `cargo lambda watch` sends the timeout itself.
 fn lambda_deadline(deadline_ms: u64, margin: Duration) -> tokio::time::Instant {
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
-    let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms)).saturating_sub(margin);
-    tokio::time::Instant::now() + left
+    let total = if deadline_ms < 1_000_000_000_000 {
+        Duration::from_millis(deadline_ms)
+    } else {
+        Duration::from_millis(deadline_ms.saturating_sub(now_ms))
+    };
+    tokio::time::Instant::now() + total.saturating_sub(margin.min(total / 5))
 }
 
 fn invoke(
@@ -289,4 +303,29 @@ fn transcode_file(input: &Path, output: &Path, options: Options) -> anyhow::Resu
         started.elapsed().as_secs_f64()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_short_function_timeout_keeps_four_fifths_of_its_time() {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let left = |deadline_ms: u64, margin: u64| {
+            lambda_deadline(deadline_ms, Duration::from_secs(margin))
+                .saturating_duration_since(tokio::time::Instant::now())
+                .as_millis()
+        };
+        // 3 s left, 10 s margin: stop after about 2.4 s, not at once.
+        assert!((2_200..=2_400).contains(&left(now_ms + 3_000, 10)));
+        // 15 min left: the whole 10 s margin applies.
+        assert!((889_000..=890_000).contains(&left(now_ms + 900_000, 10)));
+        assert_eq!(left(now_ms.saturating_sub(5_000), 10), 0);
+        // `cargo lambda watch` sends the timeout (600000 ms), not an instant.
+        assert!((589_000..=590_000).contains(&left(600_000, 10)));
+    }
 }

@@ -12,6 +12,9 @@ pub struct AwsOptions {
     /// Named profile from ~/.aws/config.
     #[arg(long, global = true)]
     pub profile: Option<String>,
+    /// Fixed credentials (the embedded S3's generated key pair) instead of the standard chain.
+    #[arg(skip)]
+    pub static_credentials: Option<(String, String)>,
 }
 
 impl AwsOptions {
@@ -23,6 +26,15 @@ impl AwsOptions {
         }
         if let Some(p) = &self.profile {
             loader = loader.profile_name(p);
+        }
+        if let Some((key, secret)) = &self.static_credentials {
+            loader = loader.credentials_provider(aws_sdk_s3::config::Credentials::new(
+                key.clone(),
+                secret.clone(),
+                None,
+                None,
+                "embedded-s3",
+            ));
         }
         loader.load().await
     }

@@ -39,6 +39,18 @@ pub struct Prices {
     pub lambda_per_million: f64,
 }
 
+impl Default for Prices {
+    /// The prices the flags default to.
+    fn default() -> Self {
+        #[derive(clap::Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            prices: Prices,
+        }
+        <Defaults as clap::Parser>::parse_from(["prices"]).prices
+    }
+}
+
 /// The workload and how it is processed.
 #[derive(Debug, Clone, PartialEq, clap::Args, Serialize)]
 pub struct Workload {

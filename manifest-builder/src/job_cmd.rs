@@ -16,7 +16,7 @@ use crate::job::{
 use crate::location::Location;
 
 /// Options of every job command.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct JobOptions {
     /// 12-digit account that owns the job (else STS GetCallerIdentity).
     #[arg(long, global = true)]

@@ -3,6 +3,9 @@
 
 pub mod aws;
 pub mod control;
+pub mod demo;
+pub mod embedded_s3;
+pub mod engine;
 pub mod estimate;
 pub mod inventory;
 pub mod job;
@@ -12,6 +15,7 @@ pub mod location;
 pub mod manifest;
 pub mod report;
 pub mod report_cmd;
+pub mod run_cmd;
 pub mod select;
 pub mod select_cmd;
 pub mod synth;

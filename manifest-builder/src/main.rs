@@ -111,6 +111,15 @@ enum Command {
         #[arg(long)]
         csv: bool,
     },
+    /// The main job in one command: select, write the manifest, submit, follow, report.
+    ///
+    /// Against AWS by default; `--local` runs the job on this machine (local Batch Operations
+    /// engine, handler in this process) and `--local --embedded-s3 DIR` needs no AWS account.
+    Run(Box<manifest_builder::run_cmd::RunArgs>),
+    /// Start the local Batch Operations engine (and with --embedded-s3 an S3) and print the endpoints.
+    Serve(manifest_builder::run_cmd::ServeArgs),
+    /// Try everything with no AWS account: embedded S3, local engine, synthetic Connect recordings.
+    Demo(manifest_builder::demo::DemoArgs),
     /// Write a synthetic Amazon Connect recording (PCM s16le 8 kHz stereo, two talkers).
     SampleRecording {
         /// Output WAV.
@@ -271,6 +280,17 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             print(json, &summary, |s| {
                 select_cmd::print_summary(s, args.dry_run)
             })?;
+        }
+        Command::Run(args) => {
+            let outcome = manifest_builder::run_cmd::run(&args, aws, jobs).await?;
+            print(json, &outcome, manifest_builder::run_cmd::print)?;
+            return Ok(std::process::ExitCode::from(outcome.exit));
+        }
+        Command::Serve(args) => manifest_builder::run_cmd::serve(&args, aws, jobs).await?,
+        Command::Demo(args) => {
+            let outcome = manifest_builder::demo::demo(&args).await?;
+            print(json, &outcome, manifest_builder::run_cmd::print)?;
+            return Ok(std::process::ExitCode::from(outcome.exit));
         }
         Command::SampleRecording {
             output,

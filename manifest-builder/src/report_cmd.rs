@@ -32,6 +32,8 @@ pub struct ReportSummary {
     pub bytes_after: u64,
     /// Seconds of audio converted.
     pub audio_seconds: f64,
+    /// Converted recordings whose header promised more audio than the object held (cut off).
+    pub cut_off: Vec<String>,
     /// Failure reasons and how often each occurred, most frequent first.
     pub failure_reasons: Vec<(String, u64)>,
     /// Skip reasons.
@@ -152,6 +154,9 @@ pub fn summarise(manifest: &Location, rows: &[ReportRow]) -> ReportSummary {
                 s.bytes_before += v["bytesIn"].as_u64().unwrap_or(0);
                 s.bytes_after += v["bytesOut"].as_u64().unwrap_or(0);
                 s.audio_seconds += v["durationSeconds"].as_f64().unwrap_or(0.0);
+                if v["missingBytes"].as_u64().unwrap_or(0) > 0 {
+                    s.cut_off.push(r.key());
+                }
             }
             Some("skipped") => {
                 s.skipped += 1;
@@ -307,6 +312,9 @@ pub fn print(s: &ReportSummary) {
             mb(s.saved()),
             100.0 * s.saved() as f64 / s.bytes_before.max(1) as f64
         );
+    }
+    for key in &s.cut_off {
+        println!("  cut off: {key} ended before its WAV header said; converted what it holds");
     }
     for (reason, n) in &s.failure_reasons {
         println!("  failed {n:>7}  {reason}");

@@ -14,7 +14,7 @@ use crate::manifest::{self, Part, Summary, Writer};
 use crate::select::{self, DateWindow, Filter, Recording};
 
 /// Flags of `manifest`.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct ManifestArgs {
     /// Bucket to list (source A).
     #[arg(long, conflicts_with = "inventory")]

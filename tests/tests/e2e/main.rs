@@ -3,6 +3,7 @@
 //! sox and CPython's audioop.
 
 mod cli;
+mod engine;
 mod lambda_protocol;
 mod manifest_listing;
 mod memory;

@@ -1,0 +1,286 @@
+//! `demo`: the whole main job on a fresh machine with no AWS account. Starts the embedded S3 and
+//! the local engine, writes synthetic Amazon Connect recordings (Connect's key layout, 8 kHz
+//! stereo 16-bit, two talkers) with a handful of broken and odd objects among them, then runs the
+//! job and prints the report. The embedded S3 is unversioned, so the demo converts into
+//! `converted/` beside the originals rather than replacing them.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use futures::StreamExt;
+
+use crate::run_cmd::{self, LocalArgs, RunArgs, RunOutcome};
+
+/// The demo bucket.
+pub const BUCKET: &str = "connect-recordings-demo";
+/// Where Connect would put the recordings of instance `demo-contact-center`.
+pub const PREFIX: &str = "connect/demo-contact-center/CallRecordings/";
+
+/// Flags of `demo`.
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Good recordings to write (the odd and broken ones come on top).
+    #[arg(long, default_value_t = 300)]
+    pub recordings: usize,
+    /// Shortest call, minutes.
+    #[arg(long, default_value_t = 1.0)]
+    pub min_minutes: f64,
+    /// Longest call, minutes.
+    #[arg(long, default_value_t = 4.0)]
+    pub max_minutes: f64,
+    /// Keep the embedded S3 and the job store here (default: a temporary folder, removed after).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Invocations in flight (default: cores × 4).
+    #[arg(long)]
+    pub task_concurrency: Option<usize>,
+}
+
+/// One object the demo writes.
+struct Object {
+    key: String,
+    body: Body,
+    tags: Option<&'static str>,
+}
+
+enum Body {
+    Call { seconds: f64, seed: u32 },
+    Bytes(Vec<u8>),
+}
+
+fn contact_id(i: usize) -> String {
+    let h = crate::report::md5_hex(format!("contact-{i}").as_bytes());
+    format!(
+        "{}-{}-4{}-a{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[13..16],
+        &h[17..20],
+        &h[20..32]
+    )
+}
+
+fn connect_key(i: usize, name_suffix: &str) -> String {
+    let day = chrono::Utc::now().date_naive() - chrono::Days::new(8 + (i % 21) as u64);
+    let minute = (i * 7) % (24 * 60);
+    format!(
+        "{PREFIX}{}/{}{}_{}T{:02}:{:02}_UTC.wav",
+        day.format("%Y/%m/%d"),
+        contact_id(i),
+        name_suffix,
+        day.format("%Y%m%d"),
+        minute / 60,
+        minute % 60
+    )
+}
+
+fn wav_16khz(seconds: f64) -> Vec<u8> {
+    let spec = hound::WavSpec {
+        channels: 2,
+        sample_rate: 16_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut cursor = std::io::Cursor::new(Vec::new());
+    let mut w = hound::WavWriter::new(&mut cursor, spec).expect("memory");
+    for (l, r) in crate::synth::call_frames(seconds * 2.0, 99) {
+        w.write_sample(l).expect("memory");
+        w.write_sample(r).expect("memory");
+    }
+    w.finalize().expect("memory");
+    cursor.into_inner()
+}
+
+fn already_converted() -> Vec<u8> {
+    let wav = crate::synth::call_wav(120.0, 77);
+    let mut t = batch_handler::transcode::Transcoder::new(
+        batch_handler::Options::default(),
+        wav.len() as u64,
+    );
+    let mut out = Vec::new();
+    t.feed(&wav, &mut out)
+        .expect("transcoding a synthetic call");
+    t.finish().expect("transcoding a synthetic call");
+    out
+}
+
+fn objects(args: &DemoArgs) -> Vec<Object> {
+    let span = (args.max_minutes - args.min_minutes).max(0.0);
+    let mut v: Vec<Object> = (0..args.recordings)
+        .map(|i| {
+            let frac = ((i as u64 * 2_654_435_761) % 1000) as f64 / 1000.0;
+            let suffix = match i {
+                1 => " (transferred)",
+                2 => "+callback",
+                3 => "_100%_quality",
+                4 => "_appel-été_通話",
+                _ => "",
+            };
+            Object {
+                key: connect_key(i, suffix),
+                body: Body::Call {
+                    seconds: 60.0 * (args.min_minutes + span * frac),
+                    seed: i as u32,
+                },
+                tags: None,
+            }
+        })
+        .collect();
+    let n = args.recordings;
+    let mut truncated = crate::synth::call_wav(30.0, 5);
+    truncated.truncate(600 * 1024);
+    let mut truncated_header = truncated.clone();
+    // Claim twice the data that is there: the file ends early.
+    let claimed = (60.0 * 32_000.0) as u32;
+    truncated_header[40..44].copy_from_slice(&claimed.to_le_bytes());
+    v.push(Object {
+        key: connect_key(n, "_truncated"),
+        body: Body::Bytes(truncated_header),
+        tags: None,
+    });
+    v.push(Object {
+        key: connect_key(n + 1, "_not-a-wav"),
+        body: Body::Bytes(
+            (0..700 * 1024u32)
+                .map(|i| (i.wrapping_mul(2_246_822_519) >> 13) as u8)
+                .collect(),
+        ),
+        tags: None,
+    });
+    v.push(Object {
+        key: connect_key(n + 2, "_16kHz"),
+        body: Body::Bytes(wav_16khz(30.0)),
+        tags: None,
+    });
+    v.push(Object {
+        key: connect_key(n + 3, "_converted-earlier"),
+        body: Body::Bytes(already_converted()),
+        tags: Some("converted=true"),
+    });
+    v.push(Object {
+        key: connect_key(n + 4, "_too-short-to-pay"),
+        body: Body::Call {
+            seconds: 5.0,
+            seed: 3,
+        },
+        tags: None,
+    });
+    v
+}
+
+/// Writes the demo recordings into the embedded S3; returns (objects, bytes).
+async fn populate(s3: &aws_sdk_s3::Client, args: &DemoArgs) -> anyhow::Result<(usize, u64)> {
+    match s3.create_bucket().bucket(BUCKET).send().await {
+        Ok(_) => {}
+        Err(e) => {
+            let e = aws_sdk_s3::Error::from(e);
+            if !matches!(
+                e,
+                aws_sdk_s3::Error::BucketAlreadyOwnedByYou(_)
+                    | aws_sdk_s3::Error::BucketAlreadyExists(_)
+            ) {
+                return Err(anyhow::Error::from(e)).context("creating the demo bucket");
+            }
+        }
+    }
+    let all = objects(args);
+    let count = all.len();
+    let written: Vec<anyhow::Result<u64>> = futures::stream::iter(all)
+        .map(|o| {
+            let s3 = s3.clone();
+            async move {
+                let body = match o.body {
+                    Body::Bytes(b) => b,
+                    Body::Call { seconds, seed } => {
+                        tokio::task::spawn_blocking(move || crate::synth::call_wav(seconds, seed))
+                            .await?
+                    }
+                };
+                let len = body.len() as u64;
+                s3.put_object()
+                    .bucket(BUCKET)
+                    .key(&o.key)
+                    .set_tagging(o.tags.map(str::to_string))
+                    .content_type("audio/wav")
+                    .body(body.into())
+                    .send()
+                    .await
+                    .map_err(aws_sdk_s3::Error::from)
+                    .with_context(|| format!("writing s3://{BUCKET}/{}", o.key))?;
+                Ok(len)
+            }
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    let mut bytes = 0;
+    for w in written {
+        bytes += w?;
+    }
+    Ok((count, bytes))
+}
+
+/// Runs the demo; returns the job's outcome.
+pub async fn demo(args: &DemoArgs) -> anyhow::Result<RunOutcome> {
+    let started = Instant::now();
+    let (dir, temporary) = match &args.dir {
+        Some(d) => (d.clone(), false),
+        None => (
+            std::env::temp_dir().join(format!("shrinker-demo-{}", std::process::id())),
+            true,
+        ),
+    };
+    let local = LocalArgs {
+        local: true,
+        embedded_s3: Some(dir.join("s3")),
+        engine_dir: dir.join("engine"),
+        task_concurrency: args.task_concurrency,
+        ..Default::default()
+    };
+    let pieces = run_cmd::start(&local, &Default::default(), &Default::default()).await?;
+    eprintln!(
+        "embedded S3 at {}, local Batch Operations engine at {}",
+        pieces.s3.as_ref().map_or("?", |s| s.url.as_str()),
+        pieces.api.as_ref().map_or("?", |a| a.url.as_str())
+    );
+    let s3 = pieces.aws.s3().await;
+    let (objects, bytes) = populate(&s3, args).await?;
+    let written = started.elapsed().as_secs_f64();
+    eprintln!(
+        "wrote {objects} objects ({:.1} MB) under s3://{BUCKET}/{PREFIX} in {written:.1} s",
+        bytes as f64 / 1e6
+    );
+    #[derive(clap::Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+    let mut run: RunArgs = <Wrap as clap::Parser>::try_parse_from([
+        "run",
+        "--bucket",
+        BUCKET,
+        "--prefix",
+        PREFIX,
+        "--user-arg",
+        "destPrefix=converted/",
+        "--local",
+    ])
+    .map_err(|e| anyhow::anyhow!("{e}"))?
+    .run;
+    run.local = local;
+    let job_started = Instant::now();
+    let outcome = run_cmd::run_with(&run, &pieces, job_started).await;
+    drop(pieces);
+    if temporary {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    let mut outcome = outcome?;
+    eprintln!(
+        "demo: {:.1} s in all ({written:.1} s writing the recordings, {:.1} s for the job)",
+        started.elapsed().as_secs_f64(),
+        outcome.seconds
+    );
+    outcome.seconds = job_started.elapsed().as_secs_f64();
+    Ok(outcome)
+}

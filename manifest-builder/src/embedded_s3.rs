@@ -1,0 +1,419 @@
+//! An S3 server inside the binary, for trying the tool with no AWS account: `s3s-fs` (objects as
+//! files) on 127.0.0.1 with a generated key pair, plus what the handler needs that s3s-fs lacks:
+//! object tagging and storage classes, kept in sidecar files beside the data. Buckets are never
+//! versioned here, so in-place conversion is refused by the handler unless the operator opts in;
+//! use a destination prefix. A local default for trying and demonstrating, not a production store.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use s3s::dto::*;
+use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
+use serde::{Deserialize, Serialize};
+
+/// A running embedded S3.
+pub struct EmbeddedS3 {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// Access key the server accepts.
+    pub access_key: String,
+    /// Its secret.
+    pub secret_key: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for EmbeddedS3 {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// What s3s-fs does not keep: tags and storage class.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Extras {
+    tags: BTreeMap<String, String>,
+    storage_class: Option<String>,
+}
+
+struct Server {
+    fs: s3s_fs::FileSystem,
+    extras: PathBuf,
+}
+
+impl Server {
+    fn path(&self, bucket: &str, key: &str) -> PathBuf {
+        let name = crate::report::md5_hex(format!("{bucket}\0{key}").as_bytes());
+        self.extras.join(format!("{name}.json"))
+    }
+
+    fn load(&self, bucket: &str, key: &str) -> Extras {
+        std::fs::read(self.path(bucket, key))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    fn save(&self, bucket: &str, key: &str, e: &Extras) -> S3Result<()> {
+        let path = self.path(bucket, key);
+        if e.tags.is_empty() && e.storage_class.is_none() {
+            let _ = std::fs::remove_file(&path);
+            return Ok(());
+        }
+        let tmp = path.with_extension("tmp");
+        let body = serde_json::to_vec(e).map_err(|err| s3_error!(InternalError, "{err}"))?;
+        std::fs::write(&tmp, body)
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|err| s3_error!(InternalError, "saving tags: {err}"))
+    }
+}
+
+fn parse_tagging(header: Option<&str>) -> S3Result<BTreeMap<String, String>> {
+    let mut tags = BTreeMap::new();
+    for pair in header.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let d = |s: &str| {
+            batch_handler::schema::decode_key(s)
+                .map_err(|_| s3_error!(InvalidTag, "malformed x-amz-tagging {s:?}"))
+        };
+        tags.insert(d(k)?, if v.is_empty() { String::new() } else { d(v)? });
+    }
+    if tags.len() > 10 {
+        return Err(s3_error!(InvalidTag, "more than 10 tags"));
+    }
+    Ok(tags)
+}
+
+fn check_class(class: Option<&StorageClass>) -> S3Result<Option<String>> {
+    const KNOWN: [&str; 8] = [
+        "STANDARD",
+        "REDUCED_REDUNDANCY",
+        "STANDARD_IA",
+        "ONEZONE_IA",
+        "INTELLIGENT_TIERING",
+        "GLACIER",
+        "DEEP_ARCHIVE",
+        "GLACIER_IR",
+    ];
+    match class.map(|c| c.as_str()) {
+        None => Ok(None),
+        Some(c) if KNOWN.contains(&c) => Ok((c != "STANDARD").then(|| c.to_string())),
+        Some(c) => Err(s3_error!(InvalidStorageClass, "unknown storage class {c}")),
+    }
+}
+
+#[async_trait::async_trait]
+impl S3 for Server {
+    async fn create_bucket(
+        &self,
+        req: S3Request<CreateBucketInput>,
+    ) -> S3Result<S3Response<CreateBucketOutput>> {
+        self.fs.create_bucket(req).await
+    }
+    async fn head_bucket(
+        &self,
+        req: S3Request<HeadBucketInput>,
+    ) -> S3Result<S3Response<HeadBucketOutput>> {
+        self.fs.head_bucket(req).await
+    }
+    async fn list_buckets(
+        &self,
+        req: S3Request<ListBucketsInput>,
+    ) -> S3Result<S3Response<ListBucketsOutput>> {
+        self.fs.list_buckets(req).await
+    }
+    async fn delete_bucket(
+        &self,
+        req: S3Request<DeleteBucketInput>,
+    ) -> S3Result<S3Response<DeleteBucketOutput>> {
+        self.fs.delete_bucket(req).await
+    }
+    async fn get_bucket_location(
+        &self,
+        req: S3Request<GetBucketLocationInput>,
+    ) -> S3Result<S3Response<GetBucketLocationOutput>> {
+        self.fs.get_bucket_location(req).await
+    }
+    async fn get_bucket_versioning(
+        &self,
+        req: S3Request<GetBucketVersioningInput>,
+    ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
+        let head = HeadBucketInput::builder()
+            .bucket(req.input.bucket.clone())
+            .build()
+            .map_err(|e| s3_error!(InternalError, "{e}"))?;
+        self.fs.head_bucket(req.map_input(|_| head)).await?;
+        Ok(S3Response::new(GetBucketVersioningOutput::default()))
+    }
+    async fn put_object(
+        &self,
+        mut req: S3Request<PutObjectInput>,
+    ) -> S3Result<S3Response<PutObjectOutput>> {
+        let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+        let extras = Extras {
+            tags: parse_tagging(req.input.tagging.as_deref())?,
+            storage_class: check_class(req.input.storage_class.take().as_ref())?,
+        };
+        let out = self.fs.put_object(req).await?;
+        self.save(&bucket, &key, &extras)?;
+        Ok(out)
+    }
+    async fn get_object(
+        &self,
+        req: S3Request<GetObjectInput>,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
+        let extras = self.load(&req.input.bucket, &req.input.key);
+        let mut out = self.fs.get_object(req).await?;
+        out.output.storage_class = extras.storage_class.map(StorageClass::from);
+        out.output.tag_count = (!extras.tags.is_empty()).then_some(extras.tags.len() as i32);
+        Ok(out)
+    }
+    async fn head_object(
+        &self,
+        req: S3Request<HeadObjectInput>,
+    ) -> S3Result<S3Response<HeadObjectOutput>> {
+        let extras = self.load(&req.input.bucket, &req.input.key);
+        let mut out = self.fs.head_object(req).await?;
+        out.output.storage_class = extras.storage_class.map(StorageClass::from);
+        Ok(out)
+    }
+    async fn copy_object(
+        &self,
+        mut req: S3Request<CopyObjectInput>,
+    ) -> S3Result<S3Response<CopyObjectOutput>> {
+        let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+        let source = match &req.input.copy_source {
+            CopySource::Bucket { bucket, key, .. } => self.load(bucket, key),
+            _ => Extras::default(),
+        };
+        let replace = req
+            .input
+            .tagging_directive
+            .as_ref()
+            .is_some_and(|d| d.as_str() == "REPLACE");
+        let extras = Extras {
+            tags: if replace {
+                parse_tagging(req.input.tagging.as_deref())?
+            } else {
+                source.tags
+            },
+            storage_class: check_class(req.input.storage_class.take().as_ref())?,
+        };
+        let out = self.fs.copy_object(req).await?;
+        self.save(&bucket, &key, &extras)?;
+        Ok(out)
+    }
+    async fn delete_object(
+        &self,
+        req: S3Request<DeleteObjectInput>,
+    ) -> S3Result<S3Response<DeleteObjectOutput>> {
+        let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+        let out = self.fs.delete_object(req).await?;
+        self.save(&bucket, &key, &Extras::default())?;
+        Ok(out)
+    }
+    async fn delete_objects(
+        &self,
+        req: S3Request<DeleteObjectsInput>,
+    ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        self.fs.delete_objects(req).await
+    }
+    async fn list_objects(
+        &self,
+        req: S3Request<ListObjectsInput>,
+    ) -> S3Result<S3Response<ListObjectsOutput>> {
+        self.fs.list_objects(req).await
+    }
+    async fn list_objects_v2(
+        &self,
+        req: S3Request<ListObjectsV2Input>,
+    ) -> S3Result<S3Response<ListObjectsV2Output>> {
+        let bucket = req.input.bucket.clone();
+        let mut out = self.fs.list_objects_v2(req).await?;
+        for o in out.output.contents.iter_mut().flatten() {
+            let extras = self.load(&bucket, o.key.as_deref().unwrap_or(""));
+            o.storage_class = Some(ObjectStorageClass::from(
+                extras.storage_class.unwrap_or_else(|| "STANDARD".into()),
+            ));
+        }
+        Ok(out)
+    }
+    async fn get_object_tagging(
+        &self,
+        req: S3Request<GetObjectTaggingInput>,
+    ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
+        let path = self
+            .fs_object_exists(&req.input.bucket, &req.input.key)
+            .await?;
+        let _ = path;
+        let extras = self.load(&req.input.bucket, &req.input.key);
+        let tag_set = extras
+            .tags
+            .into_iter()
+            .map(|(k, v)| Tag {
+                key: Some(k),
+                value: Some(v),
+            })
+            .collect();
+        Ok(S3Response::new(GetObjectTaggingOutput {
+            tag_set,
+            version_id: None,
+        }))
+    }
+    async fn put_object_tagging(
+        &self,
+        req: S3Request<PutObjectTaggingInput>,
+    ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
+        self.fs_object_exists(&req.input.bucket, &req.input.key)
+            .await?;
+        let mut extras = self.load(&req.input.bucket, &req.input.key);
+        extras.tags = req
+            .input
+            .tagging
+            .tag_set
+            .iter()
+            .map(|t| {
+                (
+                    t.key.clone().unwrap_or_default(),
+                    t.value.clone().unwrap_or_default(),
+                )
+            })
+            .collect();
+        if extras.tags.len() > 10 {
+            return Err(s3_error!(InvalidTag, "more than 10 tags"));
+        }
+        self.save(&req.input.bucket, &req.input.key, &extras)?;
+        Ok(S3Response::new(PutObjectTaggingOutput::default()))
+    }
+    async fn delete_object_tagging(
+        &self,
+        req: S3Request<DeleteObjectTaggingInput>,
+    ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
+        let mut extras = self.load(&req.input.bucket, &req.input.key);
+        extras.tags.clear();
+        self.save(&req.input.bucket, &req.input.key, &extras)?;
+        Ok(S3Response::new(DeleteObjectTaggingOutput::default()))
+    }
+    async fn create_multipart_upload(
+        &self,
+        req: S3Request<CreateMultipartUploadInput>,
+    ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        self.fs.create_multipart_upload(req).await
+    }
+    async fn upload_part(
+        &self,
+        req: S3Request<UploadPartInput>,
+    ) -> S3Result<S3Response<UploadPartOutput>> {
+        self.fs.upload_part(req).await
+    }
+    async fn complete_multipart_upload(
+        &self,
+        req: S3Request<CompleteMultipartUploadInput>,
+    ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        self.fs.complete_multipart_upload(req).await
+    }
+    async fn abort_multipart_upload(
+        &self,
+        req: S3Request<AbortMultipartUploadInput>,
+    ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+        self.fs.abort_multipart_upload(req).await
+    }
+    async fn list_parts(
+        &self,
+        req: S3Request<ListPartsInput>,
+    ) -> S3Result<S3Response<ListPartsOutput>> {
+        self.fs.list_parts(req).await
+    }
+}
+
+impl Server {
+    async fn fs_object_exists(&self, bucket: &str, key: &str) -> S3Result<()> {
+        let input = HeadObjectInput::builder()
+            .bucket(bucket.to_string())
+            .key(key.to_string())
+            .build()
+            .map_err(|e| s3_error!(InternalError, "{e}"))?;
+        let req = S3Request {
+            input,
+            method: hyper::Method::HEAD,
+            uri: hyper::Uri::from_static("/"),
+            headers: Default::default(),
+            extensions: Default::default(),
+            credentials: None,
+            region: None,
+            service: None,
+            trailing_headers: None,
+        };
+        self.fs.head_object(req).await.map(|_| ())
+    }
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut s = String::new();
+    while s.len() < bytes * 2 {
+        s.push_str(&uuid::Uuid::new_v4().simple().to_string());
+    }
+    s.truncate(bytes * 2);
+    s
+}
+
+/// Starts the embedded S3 on `addr` with objects under `dir/s3` and sidecars under `dir/extras`.
+pub async fn start(dir: &Path, addr: SocketAddr) -> std::io::Result<EmbeddedS3> {
+    let root = dir.join("s3");
+    let extras = dir.join("extras");
+    std::fs::create_dir_all(&root)?;
+    std::fs::create_dir_all(&extras)?;
+    let fs = s3s_fs::FileSystem::new(&root).map_err(|e| std::io::Error::other(format!("{e:?}")))?;
+    let access_key = format!("LOCAL{}", random_hex(8).to_ascii_uppercase());
+    let secret_key = random_hex(20);
+    let mut b = s3s::service::S3ServiceBuilder::new(Server { fs, extras });
+    b.set_auth(s3s::auth::SimpleAuth::from_single(
+        access_key.clone(),
+        secret_key.clone(),
+    ));
+    let service = b.build();
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let task = tokio::spawn(async move {
+        let http =
+            hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+        loop {
+            let Ok((sock, _)) = listener.accept().await else {
+                continue;
+            };
+            let conn = http
+                .serve_connection(hyper_util::rt::TokioIo::new(sock), service.clone())
+                .into_owned();
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+        }
+    });
+    Ok(EmbeddedS3 {
+        url,
+        access_key,
+        secret_key,
+        task,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tagging_headers_are_form_decoded_and_bounded() {
+        let t = parse_tagging(Some("converted=true&by=a%20b+c")).unwrap();
+        assert_eq!(t["converted"], "true");
+        assert_eq!(t["by"], "a b c");
+        let many: Vec<String> = (0..11).map(|i| format!("k{i}=v")).collect();
+        assert!(parse_tagging(Some(&many.join("&"))).is_err());
+        assert!(check_class(Some(&StorageClass::from("NOPE".to_string()))).is_err());
+        assert_eq!(
+            check_class(Some(&StorageClass::from("GLACIER_IR".to_string())))
+                .unwrap()
+                .as_deref(),
+            Some("GLACIER_IR")
+        );
+    }
+}

@@ -1,0 +1,870 @@
+//! The local Batch Operations engine: the real `aws-sdk-s3control` client against its API, jobs
+//! on moto with the in-process handler, re-drives, the failure-rate rule, a restart mid-job, and
+//! the built `bootstrap` under `cargo lambda watch`. Wrappers around the handler inject faults.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3control::error::ProvideErrorMetadata;
+use aws_sdk_s3control::types::{
+    JobManifest, JobManifestFieldName, JobManifestFormat, JobManifestLocation, JobManifestSpec,
+    JobOperation, JobReport, JobStatus, LambdaInvokeOperation, RequestedJobStatus,
+};
+use e2e_tests::*;
+use manifest_builder::engine::invoke::{InProcess, InvokeError, Invoker};
+use manifest_builder::engine::{self, Engine, api::Endpoint};
+use serde_json::{Value, json};
+
+const ACCOUNT: &str = "123456789012";
+const FUNCTION: &str = "arn:aws:lambda:us-east-1:123456789012:function:batch-handler";
+const ROLE: &str = "arn:aws:iam::123456789012:role/batch-ops";
+
+fn shared() -> aws_config::SdkConfig {
+    aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(
+            aws_sdk_s3::config::Credentials::new("test", "test", None, None, "static"),
+        ))
+        .build()
+}
+
+fn store(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("engine-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn in_process(s3: &Client) -> Arc<dyn Invoker> {
+    let settings = batch_handler::Settings::from_lookup(|_| None).unwrap();
+    Arc::new(InProcess::new(
+        batch_handler::Handler::new(s3.clone(), settings),
+        Duration::from_secs(120),
+    ))
+}
+
+async fn start(
+    s3: &Client,
+    dir: &std::path::Path,
+    invoker: Arc<dyn Invoker>,
+    tweak: impl FnOnce(&mut engine::Options),
+) -> (Engine, Endpoint, aws_sdk_s3control::Client) {
+    let mut opts = engine::Options::new(dir.to_path_buf());
+    opts.backoff = Duration::from_millis(10);
+    tweak(&mut opts);
+    let eng = Engine::open(opts, s3.clone(), invoker).unwrap();
+    eng.resume();
+    let api = engine::api::serve(eng.clone(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let control = manifest_builder::control::client(&shared(), Some(&api.url));
+    (eng, api, control)
+}
+
+async fn put(s3: &Client, bucket: &str, key: &str, body: Vec<u8>) -> String {
+    s3.put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(body.into())
+        .send()
+        .await
+        .unwrap()
+        .e_tag()
+        .unwrap()
+        .trim_matches('"')
+        .to_string()
+}
+
+/// Writes `n` small Connect recordings (and `broken` non-WAV objects); returns the manifest's ETag.
+async fn recordings(s3: &Client, bucket: &str, n: usize, broken: usize) -> String {
+    let wav = connect_wav(1.0);
+    let mut rows = String::new();
+    let keys: Vec<String> = (0..n + broken)
+        .map(|i| format!("rec/2024/01/0{}/c{i:05}_20240101T03:07_UTC.wav", 1 + i % 9))
+        .collect();
+    futures::future::join_all(keys.iter().enumerate().map(|(i, k)| {
+        let body = if i < n {
+            wav.clone()
+        } else {
+            b"ID3 not a wave file at all".to_vec()
+        };
+        put(s3, bucket, k, body)
+    }))
+    .await;
+    for k in &keys {
+        rows.push_str(&format!(
+            "{bucket},{}\n",
+            batch_handler::schema::encode_key(k)
+        ));
+    }
+    put(s3, bucket, "manifests/m.csv", rows.into_bytes()).await
+}
+
+async fn create(
+    control: &aws_sdk_s3control::Client,
+    bucket: &str,
+    etag: &str,
+    token: &str,
+    confirm: bool,
+) -> Result<
+    String,
+    aws_sdk_s3control::error::SdkError<aws_sdk_s3control::operation::create_job::CreateJobError>,
+> {
+    control
+        .create_job()
+        .account_id(ACCOUNT)
+        .operation(
+            JobOperation::builder()
+                .lambda_invoke(
+                    LambdaInvokeOperation::builder()
+                        .function_arn(FUNCTION)
+                        .invocation_schema_version("2.0")
+                        .build(),
+                )
+                .build(),
+        )
+        .manifest(
+            JobManifest::builder()
+                .spec(
+                    JobManifestSpec::builder()
+                        .format(JobManifestFormat::S3BatchOperationsCsv20180820)
+                        .fields(JobManifestFieldName::Bucket)
+                        .fields(JobManifestFieldName::Key)
+                        .build()
+                        .unwrap(),
+                )
+                .location(
+                    JobManifestLocation::builder()
+                        .object_arn(format!("arn:aws:s3:::{bucket}/manifests/m.csv"))
+                        .e_tag(etag)
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .report(
+            JobReport::builder()
+                .enabled(true)
+                .bucket(format!("arn:aws:s3:::{bucket}"))
+                .format(aws_sdk_s3control::types::JobReportFormat::ReportCsv20180820)
+                .prefix("reports")
+                .report_scope(aws_sdk_s3control::types::JobReportScope::AllTasks)
+                .build(),
+        )
+        .priority(10)
+        .role_arn(ROLE)
+        .client_request_token(token)
+        .confirmation_required(confirm)
+        .send()
+        .await
+        .map(|o| o.job_id().unwrap().to_string())
+}
+
+async fn describe(
+    control: &aws_sdk_s3control::Client,
+    id: &str,
+) -> aws_sdk_s3control::types::JobDescriptor {
+    control
+        .describe_job()
+        .account_id(ACCOUNT)
+        .job_id(id)
+        .send()
+        .await
+        .unwrap()
+        .job()
+        .unwrap()
+        .clone()
+}
+
+async fn until(
+    control: &aws_sdk_s3control::Client,
+    id: &str,
+    done: impl Fn(&aws_sdk_s3control::types::JobDescriptor) -> bool,
+) -> aws_sdk_s3control::types::JobDescriptor {
+    let started = Instant::now();
+    loop {
+        let job = describe(control, id).await;
+        if done(&job) {
+            return job;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "job {id} stuck in {:?}",
+            job.status()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn terminal(j: &aws_sdk_s3control::types::JobDescriptor) -> bool {
+    matches!(
+        j.status(),
+        Some(JobStatus::Complete | JobStatus::Failed | JobStatus::Cancelled)
+    )
+}
+
+fn counts(j: &aws_sdk_s3control::types::JobDescriptor) -> (i64, i64, i64) {
+    let p = j.progress_summary().expect("progress");
+    (
+        p.total_number_of_tasks().unwrap_or(-1),
+        p.number_of_tasks_succeeded().unwrap_or(-1),
+        p.number_of_tasks_failed().unwrap_or(-1),
+    )
+}
+
+async fn report_rows(
+    s3: &Client,
+    bucket: &str,
+    id: &str,
+) -> Vec<manifest_builder::report::ReportRow> {
+    report_rows_at(s3, bucket, "reports", id).await
+}
+
+async fn report_rows_at(
+    s3: &Client,
+    bucket: &str,
+    prefix: &str,
+    id: &str,
+) -> Vec<manifest_builder::report::ReportRow> {
+    let loc = manifest_builder::location::Location::S3 {
+        bucket: bucket.to_string(),
+        key: format!("{prefix}/job-{id}/manifest.json"),
+    };
+    let m =
+        manifest_builder::report::ReportManifest::parse(&loc.read(s3).await.unwrap(), "m").unwrap();
+    let mut rows = Vec::new();
+    for f in &m.results {
+        let at = manifest_builder::location::Location::S3 {
+            bucket: f.bucket.clone(),
+            key: f.key.clone(),
+        };
+        let bytes = at.read(s3).await.unwrap();
+        manifest_builder::report::verify(f, &bytes).unwrap();
+        assert!(f.key.starts_with(&format!("{prefix}/job-{id}/results/")));
+        let name = f.key.rsplit('/').next().unwrap();
+        assert_eq!(name.len(), 44, "{name}: 40 hex digits + .csv");
+        rows.extend(manifest_builder::report::parse_rows(&bytes, &f.key).unwrap());
+    }
+    rows
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_s3control_client_drives_the_local_engine() {
+    let test = "s3control_client_drives_the_local_engine";
+    let Some(endpoint) = moto_endpoint(test) else {
+        return;
+    };
+    let s3 = s3_client(&endpoint);
+    let bucket = new_bucket(&s3, "engine-api", true).await;
+    let etag = recordings(&s3, &bucket, 4, 1).await;
+    let dir = store(test);
+    let (_eng, _api, control) = start(&s3, &dir, in_process(&s3), |_| {}).await;
+
+    // Suspended until confirmed; the same token gives the same job, other parameters an error.
+    let id = create(&control, &bucket, &etag, "token-1", true)
+        .await
+        .unwrap();
+    assert_eq!(
+        create(&control, &bucket, &etag, "token-1", true)
+            .await
+            .unwrap(),
+        id
+    );
+    let reuse = create(&control, &bucket, &etag, "token-1", false)
+        .await
+        .unwrap_err();
+    assert_eq!(reuse.code(), Some("IdempotencyException"), "{reuse:?}");
+    let job = until(&control, &id, |j| j.status() == Some(&JobStatus::Suspended)).await;
+    assert_eq!(counts(&job).0, 5);
+    assert_eq!(
+        job.operation()
+            .unwrap()
+            .lambda_invoke()
+            .unwrap()
+            .function_arn(),
+        Some(FUNCTION)
+    );
+    assert!(
+        job.job_arn()
+            .unwrap()
+            .ends_with(&format!(":{ACCOUNT}:job/{id}"))
+    );
+
+    let p = control
+        .update_job_priority()
+        .account_id(ACCOUNT)
+        .job_id(&id)
+        .priority(42)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(p.priority(), 42);
+    assert_eq!(describe(&control, &id).await.priority(), 42);
+
+    let listed = control
+        .list_jobs()
+        .account_id(ACCOUNT)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        listed
+            .jobs()
+            .iter()
+            .any(|j| j.job_id() == Some(id.as_str()) && j.status() == Some(&JobStatus::Suspended))
+    );
+    let listed = control
+        .list_jobs()
+        .account_id(ACCOUNT)
+        .job_statuses(JobStatus::Complete)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        listed
+            .jobs()
+            .iter()
+            .all(|j| j.job_id() != Some(id.as_str()))
+    );
+
+    // Confirm: it runs to Complete; the broken object fails with a reason.
+    let r = control
+        .update_job_status()
+        .account_id(ACCOUNT)
+        .job_id(&id)
+        .requested_job_status(RequestedJobStatus::Ready)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), Some(&JobStatus::Ready));
+    let job = until(&control, &id, terminal).await;
+    assert_eq!(job.status(), Some(&JobStatus::Complete));
+    assert_eq!(counts(&job), (5, 4, 1));
+    let again = control
+        .update_job_status()
+        .account_id(ACCOUNT)
+        .job_id(&id)
+        .requested_job_status(RequestedJobStatus::Ready)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), Some("JobStatusException"));
+
+    // A second job, cancelled while suspended: nothing runs, no report.
+    let other = create(&control, &bucket, &etag, "token-2", true)
+        .await
+        .unwrap();
+    until(&control, &other, |j| {
+        j.status() == Some(&JobStatus::Suspended)
+    })
+    .await;
+    let c = control
+        .update_job_status()
+        .account_id(ACCOUNT)
+        .job_id(&other)
+        .requested_job_status(RequestedJobStatus::Cancelled)
+        .status_update_reason("not today")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(c.status(), Some(&JobStatus::Cancelled));
+    let job = describe(&control, &other).await;
+    assert_eq!(job.status_update_reason(), Some("not today"));
+    assert_eq!(counts(&job), (5, 0, 0));
+
+    // Wrong ETag, unknown job, another account's job.
+    let wrong = create(
+        &control,
+        &bucket,
+        "0123456789abcdef0123456789abcdef",
+        "token-3",
+        false,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(wrong.code(), Some("BadRequestException"), "{wrong:?}");
+    assert!(wrong.message().unwrap_or("").contains("ETag"));
+    let none = control
+        .describe_job()
+        .account_id(ACCOUNT)
+        .job_id("00000000-0000-0000-0000-000000000000")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(none.code(), Some("NotFoundException"));
+    let elsewhere = control
+        .describe_job()
+        .account_id("999999999999")
+        .job_id(&id)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(elsewhere.code(), Some("NotFoundException"));
+
+    // The report is the service's: manifest.json, MD5-checked files, rows in the real order.
+    let rows = report_rows(&s3, &bucket, &id).await;
+    assert_eq!(rows.len(), 5);
+    let failed: Vec<_> = rows.iter().filter(|r| r.failed()).collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].error_code, "PermanentFailure");
+    assert_eq!(failed[0].http_status, Some(200));
+    assert!(
+        failed[0].raw_key.contains("%3A07"),
+        "{:?}",
+        failed[0].raw_key
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Answers TemporaryFailure the first `n` times it sees each task, then lets the handler run.
+struct Flaky {
+    inner: Arc<dyn Invoker>,
+    first: u32,
+    seen: std::sync::Mutex<std::collections::HashMap<String, u32>>,
+    calls: AtomicU64,
+}
+
+#[async_trait::async_trait]
+impl Invoker for Flaky {
+    async fn invoke(&self, f: &str, event: Value) -> Result<Value, InvokeError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let task = event["tasks"][0]["taskId"].as_str().unwrap().to_string();
+        let n = {
+            let mut seen = self.seen.lock().unwrap();
+            let n = seen.entry(task.clone()).or_default();
+            *n += 1;
+            *n
+        };
+        if n <= self.first {
+            return Ok(json!({
+                "invocationSchemaVersion": event["invocationSchemaVersion"],
+                "invocationId": event["invocationId"],
+                "treatMissingKeysAs": "PermanentFailure",
+                "results": [{"taskId": task, "resultCode": "TemporaryFailure", "resultString": "SlowDown (injected)"}],
+            }));
+        }
+        self.inner.invoke(f, event).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn temporary_failures_are_redriven_until_they_pass_or_the_attempts_run_out() {
+    let test = "temporary_failures_are_redriven";
+    let Some(endpoint) = moto_endpoint(test) else {
+        return;
+    };
+    let s3 = s3_client(&endpoint);
+    let bucket = new_bucket(&s3, "engine-redrive", true).await;
+    let etag = recordings(&s3, &bucket, 12, 0).await;
+    for (first, attempts, succeeded) in [(2u32, 4u32, 12i64), (5, 3, 0)] {
+        let dir = store(&format!("{test}-{first}"));
+        let flaky = Arc::new(Flaky {
+            inner: in_process(&s3),
+            first,
+            seen: Default::default(),
+            calls: AtomicU64::new(0),
+        });
+        let (_eng, _api, control) =
+            start(&s3, &dir, flaky.clone(), |o| o.max_attempts = attempts).await;
+        let id = create(&control, &bucket, &etag, &format!("t{first}"), false)
+            .await
+            .unwrap();
+        let job = until(&control, &id, terminal).await;
+        assert_eq!(job.status(), Some(&JobStatus::Complete));
+        assert_eq!(counts(&job), (12, succeeded, 12 - succeeded));
+        let expected_calls = if succeeded > 0 {
+            12 * (first + 1)
+        } else {
+            12 * attempts
+        };
+        assert_eq!(
+            flaky.calls.load(Ordering::SeqCst),
+            u64::from(expected_calls)
+        );
+        let rows = report_rows(&s3, &bucket, &id).await;
+        assert_eq!(rows.len(), 12);
+        if succeeded == 0 {
+            assert!(
+                rows.iter().all(|r| r.error_code == "TemporaryFailure"
+                    && r.message.contains("SlowDown (injected)"))
+            );
+        } else {
+            assert!(
+                rows.iter()
+                    .all(|r| !r.failed() && r.message.contains("converted")),
+                "{rows:?}"
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// Fails 60 % of tasks permanently without touching S3 (the objects need not exist).
+struct MostlyBroken {
+    calls: AtomicU64,
+}
+
+#[async_trait::async_trait]
+impl Invoker for MostlyBroken {
+    async fn invoke(&self, _f: &str, event: Value) -> Result<Value, InvokeError> {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst);
+        let task = event["tasks"][0]["taskId"].clone();
+        let code = if n % 5 < 3 {
+            "PermanentFailure"
+        } else {
+            "Succeeded"
+        };
+        Ok(json!({
+            "invocationSchemaVersion": event["invocationSchemaVersion"],
+            "invocationId": event["invocationId"],
+            "treatMissingKeysAs": "PermanentFailure",
+            "results": [{"taskId": task, "resultCode": code, "resultString": "injected"}],
+        }))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_failing_more_than_half_its_tasks_after_1000_fails() {
+    let test = "failure_rate_rule";
+    let Some(endpoint) = moto_endpoint(test) else {
+        return;
+    };
+    let s3 = s3_client(&endpoint);
+    let bucket = new_bucket(&s3, "engine-rule", false).await;
+    let rows: String = (0..3000).map(|i| format!("{bucket},k{i}.wav\n")).collect();
+    let etag = put(&s3, &bucket, "manifests/m.csv", rows.into_bytes()).await;
+    let dir = store(test);
+    let broken = Arc::new(MostlyBroken {
+        calls: AtomicU64::new(0),
+    });
+    let (_eng, _api, control) = start(&s3, &dir, broken.clone(), |o| o.concurrency = 4).await;
+    let id = create(&control, &bucket, &etag, "rule", false)
+        .await
+        .unwrap();
+    let job = until(&control, &id, terminal).await;
+    assert_eq!(job.status(), Some(&JobStatus::Failed));
+    let (total, ok, failed) = counts(&job);
+    assert_eq!(total, 3000);
+    let run = ok + failed;
+    assert!((1000..1100).contains(&run), "stopped after {run} tasks");
+    assert!(failed * 2 > run);
+    let reasons: Vec<_> = job
+        .failure_reasons()
+        .iter()
+        .map(|f| f.failure_code().unwrap_or(""))
+        .collect();
+    assert_eq!(reasons, ["TaskFailureRateExceeded"]);
+    assert_eq!(report_rows(&s3, &bucket, &id).await.len() as i64, run);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Counts invocations and slows them, so the engine can be stopped mid-job.
+struct Slow {
+    inner: Arc<dyn Invoker>,
+    calls: AtomicU64,
+}
+
+#[async_trait::async_trait]
+impl Invoker for Slow {
+    async fn invoke(&self, f: &str, event: Value) -> Result<Value, InvokeError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        self.inner.invoke(f, event).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_engine_restarted_mid_job_resumes_without_converting_twice() {
+    let test = "engine_restart_resumes";
+    let Some(endpoint) = moto_endpoint(test) else {
+        return;
+    };
+    let s3 = s3_client(&endpoint);
+    let bucket = new_bucket(&s3, "engine-restart", true).await;
+    let etag = recordings(&s3, &bucket, 60, 0).await;
+    let dir = store(test);
+    let slow = Arc::new(Slow {
+        inner: in_process(&s3),
+        calls: AtomicU64::new(0),
+    });
+    let (first, api, control) = start(&s3, &dir, slow.clone(), |o| o.concurrency = 2).await;
+    let id = create(&control, &bucket, &etag, "restart", false)
+        .await
+        .unwrap();
+    until(&control, &id, |j| {
+        j.progress_summary()
+            .and_then(|p| p.number_of_tasks_succeeded())
+            .unwrap_or(0)
+            >= 15
+    })
+    .await;
+    first.abort();
+    api.stop();
+    drop(first);
+    let before = slow.calls.load(Ordering::SeqCst);
+    assert!(before < 60, "the job finished before the restart");
+
+    let (second, _api, control) = start(&s3, &dir, in_process(&s3), |_| {}).await;
+    let job = until(&control, &id, terminal).await;
+    assert_eq!(job.status(), Some(&JobStatus::Complete));
+    assert_eq!(counts(&job), (60, 60, 0));
+    assert!(
+        second.invocations() <= 60 - 15 + 2,
+        "{} invocations after the restart",
+        second.invocations()
+    );
+    // Each recording has exactly its original and one converted version.
+    let mut per_key: std::collections::HashMap<String, usize> = Default::default();
+    let (mut key_marker, mut version_marker) = (None, None);
+    loop {
+        let page = s3
+            .list_object_versions()
+            .bucket(&bucket)
+            .prefix("rec/")
+            .set_key_marker(key_marker)
+            .set_version_id_marker(version_marker)
+            .send()
+            .await
+            .unwrap();
+        for v in page.versions() {
+            *per_key.entry(v.key().unwrap().to_string()).or_default() += 1;
+        }
+        if page.is_truncated() != Some(true) {
+            break;
+        }
+        key_marker = page.next_key_marker().map(str::to_string);
+        version_marker = page.next_version_id_marker().map(str::to_string);
+    }
+    assert_eq!(per_key.len(), 60);
+    assert!(per_key.values().all(|&n| n == 2), "{per_key:?}");
+    assert_eq!(report_rows(&s3, &bucket, &id).await.len(), 60);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn run_local(endpoint: &str, bucket: &str, dir: &std::path::Path) -> (Option<i32>, Value) {
+    let mut c = aws_command(&workspace_binary("manifest-builder").unwrap());
+    c.args([
+        "--endpoint-url",
+        endpoint,
+        "--json",
+        "run",
+        "--local",
+        "--bucket",
+        bucket,
+    ])
+    .args([
+        "--prefix",
+        "rec/",
+        "--min-size",
+        "1",
+        "--task-concurrency",
+        "8",
+    ])
+    .arg("--engine-dir")
+    .arg(dir);
+    let out = c.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let v: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{e}: {text}\n{}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code(), v)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_shrinks_a_thousand_recordings_on_moto_and_a_second_run_converts_nothing() {
+    let test = "run_local_thousand";
+    let Some(endpoint) = moto_endpoint(test) else {
+        return;
+    };
+    if require_binary("manifest-builder", test).is_none() {
+        return;
+    }
+    let s3 = s3_client(&endpoint);
+    let bucket = new_bucket(&s3, "engine-run", true).await;
+    recordings(&s3, &bucket, 1000, 10).await;
+    let dir = store(test);
+
+    let (code, first) = run_local(&endpoint, &bucket, &dir);
+    assert_eq!(code, Some(2), "failed tasks give exit 2: {first}");
+    assert_eq!(first["status"], "Complete", "{first}");
+    assert_eq!(first["selected"], 1010);
+    let report = &first["report"];
+    assert_eq!(
+        (
+            report["tasks"].as_u64(),
+            report["converted"].as_u64(),
+            report["failed"].as_u64()
+        ),
+        (Some(1010), Some(1000), Some(10)),
+        "{report}"
+    );
+    assert!(report["bytes_after"].as_u64().unwrap() * 3 < report["bytes_before"].as_u64().unwrap());
+    eprintln!(
+        "run --local on moto, in-process handler: 1010 objects in {:.1} s = {:.0} objects/s",
+        first["seconds"].as_f64().unwrap(),
+        1010.0 / first["seconds"].as_f64().unwrap()
+    );
+    // The report names exactly the objects of the bucket, once each.
+    let id = first["job_id"].as_str().unwrap();
+    let rows = report_rows_at(&s3, &bucket, "batch-operations/manifests/reports", id).await;
+    let mut keys: Vec<String> = rows.iter().map(|r| r.key()).collect();
+    keys.sort();
+    let mut listed = Vec::new();
+    let mut pages = s3
+        .list_objects_v2()
+        .bucket(&bucket)
+        .prefix("rec/")
+        .into_paginator()
+        .send();
+    while let Some(p) = pages.next().await {
+        listed.extend(
+            p.unwrap()
+                .contents()
+                .iter()
+                .map(|o| o.key().unwrap().to_string()),
+        );
+    }
+    listed.sort();
+    assert_eq!(keys, listed);
+    assert!(
+        rows.iter()
+            .filter(|r| r.failed())
+            .all(|r| r.raw_key.starts_with("rec/") && r.message.contains("WAV")),
+        "{:?}",
+        rows.iter().find(|r| r.failed())
+    );
+
+    // Second run: the converted recordings are Glacier IR now; only the broken ones are selected.
+    let (_, second) = run_local(&endpoint, &bucket, &dir);
+    assert_eq!(second["selected"], 10, "{second}");
+    assert_eq!(second["report"]["converted"], 0);
+    assert_eq!(second["report"]["failed"], 10);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `cargo lambda watch` in its own process group, killed with the group.
+struct Watch(std::process::Child);
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", "--", &format!("-{}", self.0.id())])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_built_bootstrap_runs_a_job_under_cargo_lambda_watch() {
+    use std::os::unix::process::CommandExt;
+    let test = "bootstrap_under_cargo_lambda_watch";
+    let Some(endpoint) = moto_endpoint(test) else {
+        return;
+    };
+    if !have("cargo-lambda") {
+        missing(
+            "cargo-lambda (pip install cargo-lambda; .ci/run installs it)",
+            test,
+        );
+        return;
+    }
+    let s3 = s3_client(&endpoint);
+    let bucket = new_bucket(&s3, "engine-watch", true).await;
+    let etag = recordings(&s3, &bucket, 40, 2).await;
+    let port = free_port();
+    let crate_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../batch-handler");
+    let log = std::fs::File::create(
+        std::env::temp_dir().join(format!("cargo-lambda-watch-{}.log", std::process::id())),
+    )
+    .unwrap();
+    let mut cmd = std::process::Command::new("cargo");
+    cmd.args([
+        "lambda",
+        "watch",
+        "-A",
+        "127.0.0.1",
+        "-P",
+        &port.to_string(),
+    ])
+    .args(["--timeout", "120", "--concurrency", "4"])
+    .current_dir(&crate_dir)
+    .env("AWS_ACCESS_KEY_ID", "test")
+    .env("AWS_SECRET_ACCESS_KEY", "test")
+    .env("AWS_REGION", "us-east-1")
+    .env("AWS_EC2_METADATA_DISABLED", "true")
+    .env("AWS_ENDPOINT_URL", &endpoint)
+    .stdout(log.try_clone().unwrap())
+    .stderr(log)
+    .process_group(0);
+    let _watch = Watch(cmd.spawn().unwrap());
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "cargo lambda watch did not listen"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let url = format!("http://127.0.0.1:{port}");
+    let lambda = Arc::new(manifest_builder::engine::invoke::LambdaApi::new(
+        &shared(),
+        &url,
+    ));
+    // The first invocation starts (and, if needed, builds) the function: time it alone.
+    let probe = Instant::now();
+    let warm = lambda
+        .invoke(FUNCTION, json!({"invocationSchemaVersion": "2.0", "invocationId": "i", "job": {"id": "j"}, "tasks": []}))
+        .await
+        .unwrap();
+    assert_eq!(warm["results"], json!([]));
+    eprintln!(
+        "cargo lambda watch: first invocation {:.2} s",
+        probe.elapsed().as_secs_f64()
+    );
+
+    let dir = store(test);
+    let (_eng, _api, control) = start(&s3, &dir, lambda, |o| o.concurrency = 8).await;
+    let t = Instant::now();
+    let id = create(&control, &bucket, &etag, "watch", false)
+        .await
+        .unwrap();
+    let job = until(&control, &id, terminal).await;
+    let secs = t.elapsed().as_secs_f64();
+    assert_eq!(job.status(), Some(&JobStatus::Complete));
+    assert_eq!(counts(&job), (42, 40, 2));
+    eprintln!(
+        "through cargo lambda watch: 42 tasks in {secs:.1} s = {:.1} objects/s",
+        42.0 / secs
+    );
+    let rows = report_rows(&s3, &bucket, &id).await;
+    assert_eq!(rows.iter().filter(|r| r.failed()).count(), 2);
+
+    // The same job with the handler in process, for comparison.
+    let bucket2 = new_bucket(&s3, "engine-watch-inproc", true).await;
+    let etag2 = recordings(&s3, &bucket2, 40, 2).await;
+    let dir2 = store(&format!("{test}-inproc"));
+    let (_e2, _a2, control2) = start(&s3, &dir2, in_process(&s3), |o| o.concurrency = 8).await;
+    let t = Instant::now();
+    let id2 = create(&control2, &bucket2, &etag2, "inproc", false)
+        .await
+        .unwrap();
+    let job2 = until(&control2, &id2, terminal).await;
+    let secs2 = t.elapsed().as_secs_f64();
+    assert_eq!(counts(&job2), (42, 40, 2));
+    eprintln!(
+        "in process: 42 tasks in {secs2:.1} s = {:.1} objects/s",
+        42.0 / secs2
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&dir2);
+}
