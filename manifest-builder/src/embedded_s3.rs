@@ -84,6 +84,26 @@ fn parse_tagging(header: Option<&str>) -> S3Result<BTreeMap<String, String>> {
     Ok(tags)
 }
 
+/// s3s-fs names a sidecar file after the base64 of bucket and key, and stores each key segment
+/// as a file name: both must fit the file system's 255 bytes.
+fn check_key(bucket: &str, key: &str) -> S3Result<()> {
+    let b64 = |n: usize| n.div_ceil(3) * 4;
+    let sidecar = ".bucket-".len()
+        + b64(bucket.len())
+        + ".object-".len()
+        + b64(key.len())
+        + ".metadata.json".len();
+    if sidecar > 255 || key.split('/').any(|seg| seg.len() > 255) {
+        return Err(s3_error!(
+            KeyTooLongError,
+            "the embedded S3 stores keys of about {} bytes at most in bucket {bucket} (a file-name limit of s3s-fs); this key has {}",
+            (255 - 30 - b64(bucket.len())) / 4 * 3,
+            key.len()
+        ));
+    }
+    Ok(())
+}
+
 fn check_class(class: Option<&StorageClass>) -> S3Result<Option<String>> {
     const KNOWN: [&str; 8] = [
         "STANDARD",
@@ -150,6 +170,7 @@ impl S3 for Server {
         mut req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
         let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+        check_key(&bucket, &key)?;
         let extras = Extras {
             tags: parse_tagging(req.input.tagging.as_deref())?,
             storage_class: check_class(req.input.storage_class.take().as_ref())?,
@@ -182,6 +203,7 @@ impl S3 for Server {
         mut req: S3Request<CopyObjectInput>,
     ) -> S3Result<S3Response<CopyObjectOutput>> {
         let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+        check_key(&bucket, &key)?;
         let source = match &req.input.copy_source {
             CopySource::Bucket { bucket, key, .. } => self.load(bucket, key),
             _ => Extras::default(),
@@ -409,6 +431,8 @@ mod tests {
         let many: Vec<String> = (0..11).map(|i| format!("k{i}=v")).collect();
         assert!(parse_tagging(Some(&many.join("&"))).is_err());
         assert!(check_class(Some(&StorageClass::from("NOPE".to_string()))).is_err());
+        assert!(check_key("calls", &"k".repeat(150)).is_ok());
+        assert!(check_key("calls", &"k".repeat(180)).is_err());
         assert_eq!(
             check_class(Some(&StorageClass::from("GLACIER_IR".to_string())))
                 .unwrap()

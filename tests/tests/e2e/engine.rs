@@ -868,3 +868,156 @@ async fn the_built_bootstrap_runs_a_job_under_cargo_lambda_watch() {
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&dir2);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_starts_the_embedded_s3_and_the_engine_for_other_clients() {
+    use std::io::BufRead;
+    let test = "serve_embedded";
+    let Some(bin) = require_binary("manifest-builder", test) else {
+        return;
+    };
+    let dir = store(test);
+    let mut child = aws_command(&bin)
+        .args(["serve", "--embedded-s3"])
+        .arg(dir.join("s3"))
+        .arg("--engine-dir")
+        .arg(dir.join("engine"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let ep: Value = serde_json::from_str(&line).unwrap();
+    let url = ep["s3_endpoint_url"].as_str().unwrap();
+    assert!(url.starts_with("http://127.0.0.1:"), "{ep}");
+    let creds = aws_sdk_s3::config::Credentials::new(
+        ep["aws_access_key_id"].as_str().unwrap(),
+        ep["aws_secret_access_key"].as_str().unwrap(),
+        None,
+        None,
+        "serve",
+    );
+    let s3 = Client::from_conf(
+        aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .credentials_provider(creds)
+            .endpoint_url(url)
+            .force_path_style(true)
+            .build(),
+    );
+    // Wrong keys are refused: the embedded S3 checks signatures.
+    let stranger = s3_client(url);
+    assert!(stranger.list_buckets().send().await.is_err());
+
+    // What the handler needs beyond s3s-fs: tags, storage class, versioning status, conditional PUT.
+    s3.create_bucket().bucket("calls").send().await.unwrap();
+    let key = "connect/x/CallRecordings/2024/01/26/a b+c%_été_20240126T03:07_UTC.wav";
+    let etag = put(&s3, "calls", key, connect_wav(40.0)).await;
+    let settings = batch_handler::Settings::from_lookup(|_| None).unwrap();
+    let handler = batch_handler::Handler::new(s3.clone(), settings);
+    let event = event_v2(
+        "calls",
+        &[(batch_handler::schema::encode_key(key).as_str(), None)],
+        json!({"destPrefix": "converted/"}),
+    );
+    let first = serde_json::to_value(handler.handle(&event, None).await).unwrap();
+    assert_eq!(first["results"][0]["resultCode"], "Succeeded", "{first}");
+    let out_key = format!("converted/{key}");
+    let head = s3
+        .head_object()
+        .bucket("calls")
+        .key(&out_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.storage_class().map(|c| c.as_str()), Some("GLACIER_IR"));
+    let tags = s3
+        .get_object_tagging()
+        .bucket("calls")
+        .key(&out_key)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        tags.tag_set()
+            .iter()
+            .any(|t| t.key() == "converted" && t.value() == "true")
+    );
+    let listed = s3
+        .list_objects_v2()
+        .bucket("calls")
+        .prefix("converted/")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.contents()[0].storage_class().map(|c| c.as_str()),
+        Some("GLACIER_IR")
+    );
+    // The original is untouched; a second run is a no-op (the destination exists: 412).
+    assert_eq!(
+        s3.head_object()
+            .bucket("calls")
+            .key(key)
+            .send()
+            .await
+            .unwrap()
+            .e_tag()
+            .unwrap()
+            .trim_matches('"'),
+        etag
+    );
+    let again = serde_json::to_value(handler.handle(&event, None).await).unwrap();
+    assert!(
+        again["results"][0]["resultString"]
+            .as_str()
+            .unwrap()
+            .contains("skipped"),
+        "{again}"
+    );
+    // In place on the (unversioned) embedded S3 is refused, naming the reason.
+    let in_place = event_v2(
+        "calls",
+        &[(batch_handler::schema::encode_key(key).as_str(), None)],
+        json!({}),
+    );
+    let refused = serde_json::to_value(handler.handle(&in_place, None).await).unwrap();
+    assert_eq!(refused["results"][0]["resultCode"], "PermanentFailure");
+    assert!(
+        refused["results"][0]["resultString"]
+            .as_str()
+            .unwrap()
+            .contains("not versioned"),
+        "{refused}"
+    );
+
+    // Too long for its file names: a clear error, not an internal one.
+    let long = format!("{}.wav", "k".repeat(200));
+    let e = aws_sdk_s3::Error::from(
+        s3.put_object()
+            .bucket("calls")
+            .key(&long)
+            .body(vec![1u8; 10].into())
+            .send()
+            .await
+            .unwrap_err(),
+    );
+    assert!(format!("{e:?}").contains("KeyTooLongError"), "{e:?}");
+
+    // The engine answers the S3 Control API at the printed endpoint.
+    let control =
+        manifest_builder::control::client(&shared(), ep["s3control_endpoint_url"].as_str());
+    let jobs = control
+        .list_jobs()
+        .account_id(ep["account_id"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert!(jobs.jobs().is_empty());
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
