@@ -16,6 +16,7 @@ pub mod manifest;
 pub mod report;
 pub mod report_cmd;
 pub mod run_cmd;
+pub mod schedule;
 pub mod select;
 pub mod select_cmd;
 pub mod synth;

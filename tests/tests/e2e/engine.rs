@@ -1021,3 +1021,106 @@ async fn serve_starts_the_embedded_s3_and_the_engine_for_other_clients() {
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_scheduled_manifest_function_submits_each_window_once() {
+    let test = "scheduled_manifest_function";
+    let Some(endpoint) = moto_endpoint(test) else {
+        return;
+    };
+    let Some(binary) = require_binary("manifest-builder", test) else {
+        return;
+    };
+    let s3 = s3_client(&endpoint);
+    let bucket = new_bucket(&s3, "schedule", true).await;
+    let wav = connect_wav(2.0);
+    // Fired 2026-11-23 with 7 days' delay: the window is 2026-11-10 .. 2026-11-16.
+    for day in [
+        "2026/11/09",
+        "2026/11/10",
+        "2026/11/13",
+        "2026/11/16",
+        "2026/11/17",
+    ] {
+        let key = format!(
+            "connect/acme/CallRecordings/{day}/c_{}T09:00_UTC.wav",
+            day.replace('/', "")
+        );
+        put(&s3, &bucket, &key, wav.clone()).await;
+    }
+    let dir = store(test);
+    let (_eng, api, control) = start(&s3, &dir, in_process(&s3), |_| {}).await;
+
+    let (addr, runtime, mut posted) = crate::lambda_protocol::start_runtime_api().await;
+    let mut child = tokio::process::Command::new(&binary)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_LAMBDA_RUNTIME_API", &addr)
+        .env("AWS_LAMBDA_FUNCTION_NAME", "manifest")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ENDPOINT_URL", &endpoint)
+        .env("AWS_ENDPOINT_URL_S3_CONTROL", &api.url)
+        .env("RECORDINGS_BUCKET", &bucket)
+        .env("RECORDINGS_PREFIX", "connect/acme/CallRecordings/")
+        .env("MANIFEST_LOCATION", format!("s3://{bucket}/ops/manifests"))
+        .env("REPORT_LOCATION", format!("s3://{bucket}/ops/reports"))
+        .env("HANDLER_FUNCTION_ARN", FUNCTION)
+        .env("JOB_ROLE_ARN", ROLE)
+        .env("ACCOUNT_ID", ACCOUNT)
+        .env("MIN_SIZE", "1")
+        .env("USER_ARGUMENTS", "downmix=sum")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let fired = json!({"scheduledTime": "2026-11-23T03:00:00Z"});
+    let mut answers = Vec::new();
+    // The schedule fires, then fires again (a retry, or a duplicate delivery).
+    for id in ["first", "retry"] {
+        runtime
+            .queue
+            .lock()
+            .await
+            .push_back((id.into(), fired.clone()));
+        runtime.ready.notify_one();
+        let (rid, kind, body) = tokio::time::timeout(Duration::from_secs(60), posted.recv())
+            .await
+            .expect("the function answered")
+            .unwrap();
+        assert_eq!((rid.as_str(), kind.as_str()), (id, "response"), "{body}");
+        answers.push(body);
+    }
+    let _ = child.start_kill();
+    let (first, retry) = (&answers[0], &answers[1]);
+    assert_eq!(
+        first["window"],
+        json!({"from": "2026-11-10", "to": "2026-11-16"})
+    );
+    assert_eq!(first["selected"], 3, "{first}");
+    assert_eq!(first["alreadySubmitted"], false);
+    let job = first["jobId"].as_str().unwrap();
+    assert_eq!(retry["jobId"], job);
+    assert_eq!(retry["alreadySubmitted"], true);
+    let listed = control
+        .list_jobs()
+        .account_id(ACCOUNT)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.jobs().len(), 1);
+    let done = until(&control, job, terminal).await;
+    assert_eq!(counts(&done), (3, 3, 0));
+    let desc = done.operation().unwrap().lambda_invoke().unwrap();
+    assert_eq!(desc.user_arguments().unwrap()["downmix"], "sum");
+    assert_eq!(
+        report_rows_at(&s3, &bucket, "ops/reports", job).await.len(),
+        3
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

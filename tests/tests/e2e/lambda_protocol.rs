@@ -18,11 +18,11 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::{Mutex, Notify, mpsc};
 
 /// What the runtime posted back: (request id, "response" | "error", body).
-type Posted = (String, String, Value);
+pub type Posted = (String, String, Value);
 
-struct RuntimeApi {
-    queue: Mutex<VecDeque<(String, Value)>>,
-    ready: Notify,
+pub struct RuntimeApi {
+    pub queue: Mutex<VecDeque<(String, Value)>>,
+    pub ready: Notify,
     posted: mpsc::UnboundedSender<Posted>,
 }
 
@@ -86,7 +86,7 @@ async fn serve(
         .unwrap())
 }
 
-async fn start_runtime_api() -> (String, Arc<RuntimeApi>, mpsc::UnboundedReceiver<Posted>) {
+pub async fn start_runtime_api() -> (String, Arc<RuntimeApi>, mpsc::UnboundedReceiver<Posted>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let api = Arc::new(RuntimeApi {
         queue: Mutex::new(VecDeque::new()),

@@ -3,8 +3,9 @@
 //! sox and CPython's audioop.
 
 mod cli;
+mod deploy;
 mod engine;
-mod lambda_protocol;
+pub mod lambda_protocol;
 mod manifest_listing;
 mod memory;
 mod reference_tools;
