@@ -1124,3 +1124,160 @@ async fn the_scheduled_manifest_function_submits_each_window_once() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+fn mb_local(endpoint: &str, control: &str) -> std::process::Command {
+    let mut c = aws_command(&workspace_binary("manifest-builder").unwrap());
+    c.args([
+        "--endpoint-url",
+        endpoint,
+        "--s3control-endpoint-url",
+        control,
+        "--account-id",
+        ACCOUNT,
+        "--json",
+    ]);
+    c
+}
+
+fn submitted(c: &mut std::process::Command) -> String {
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{c:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["job_id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn generator_and_inventory_jobs_run_on_the_engine() {
+    let test = "generator_and_inventory_jobs";
+    let Some(endpoint) = moto_endpoint(test) else {
+        return;
+    };
+    if require_binary("manifest-builder", test).is_none() {
+        return;
+    }
+    let s3 = s3_client(&endpoint);
+    let bucket = new_bucket(&s3, "engine-gen", true).await;
+    let wav = connect_wav(1.0);
+    for k in [
+        "calls/a b.wav",
+        "calls/c+d.wav",
+        "calls/e.WAV",
+        "calls/notes.txt",
+        "other/f.wav",
+    ] {
+        put(&s3, &bucket, k, wav.clone()).await;
+    }
+    let dir = store(test);
+    let (_eng, api, control) = start(&s3, &dir, in_process(&s3), |_| {}).await;
+    let common = ["--function-arn", FUNCTION, "--role-arn", ROLE, "--report"];
+    // The manifest generator: prefix calls/, suffix .wav (case-sensitive), created before tomorrow.
+    let tomorrow = (chrono::Utc::now().date_naive() + chrono::Days::new(1)).to_string();
+    let generated = submitted(
+        mb_local(&endpoint, &api.url)
+            .args([
+                "submit",
+                "--generate",
+                "--source-bucket",
+                &bucket,
+                "--source-prefix",
+                "calls/",
+            ])
+            .args(["--created-before", &tomorrow, "--min-size", "1"])
+            .arg("--manifest-output")
+            .arg(format!("s3://{bucket}/generated"))
+            .args(common)
+            .arg(format!("s3://{bucket}/reports")),
+    );
+    let job = until(&control, &generated, terminal).await;
+    assert_eq!(counts(&job), (2, 2, 0));
+    let rows = report_rows(&s3, &bucket, &generated).await;
+    let mut keys: Vec<String> = rows.iter().map(|r| r.key()).collect();
+    keys.sort();
+    assert_eq!(keys, ["calls/a b.wav", "calls/c+d.wav"]);
+    let described = job
+        .generated_manifest_descriptor()
+        .expect("generated manifest");
+    let arn = described.location().unwrap().object_arn();
+    assert!(
+        arn.contains(&format!("{bucket}/generated/job-{generated}/manifest.json")),
+        "{arn}"
+    );
+
+    // An S3 Inventory manifest (CSV.gz, keys form-encoded) handed to the job as it is.
+    let rows = format!("\"{bucket}\",\"calls/e.WAV\"\n\"{bucket}\",\"calls/a+b.wav\"\n");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, rows.as_bytes()).unwrap();
+    let gz = gz.finish().unwrap();
+    let md5 = manifest_builder::report::md5_hex(&gz);
+    put(&s3, &bucket, "inventory/data/1.csv.gz", gz.clone()).await;
+    let manifest = json!({
+        "sourceBucket": bucket, "destinationBucket": format!("arn:aws:s3:::{bucket}"),
+        "version": "2016-11-30", "creationTimestamp": "1700000000000", "fileFormat": "CSV",
+        "fileSchema": "Bucket, Key",
+        "files": [{"key": "inventory/data/1.csv.gz", "size": gz.len(), "MD5checksum": md5}],
+    });
+    put(
+        &s3,
+        &bucket,
+        "inventory/manifest.json",
+        serde_json::to_vec(&manifest).unwrap(),
+    )
+    .await;
+    let from_inventory = submitted(
+        mb_local(&endpoint, &api.url)
+            .arg("submit")
+            .arg("--inventory")
+            .arg(format!("s3://{bucket}/inventory/manifest.json"))
+            .args(common)
+            .arg(format!("s3://{bucket}/reports")),
+    );
+    let job = until(&control, &from_inventory, terminal).await;
+    assert_eq!(job.status(), Some(&JobStatus::Complete));
+    let rows = report_rows(&s3, &bucket, &from_inventory).await;
+    let mut keys: Vec<(String, bool)> = rows.iter().map(|r| (r.key(), r.failed())).collect();
+    keys.sort();
+    // a+b.wav is "a b.wav" (already converted by the first job: skipped); e.WAV converts.
+    assert_eq!(
+        keys,
+        [
+            ("calls/a b.wav".to_string(), false),
+            ("calls/e.WAV".to_string(), false)
+        ]
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r.raw_key == "calls/a+b.wav" && r.message.contains("skipped")),
+        "{rows:?}"
+    );
+
+    // A manifest whose data file does not match its MD5 fails the job with the reason.
+    let mut bad = manifest.clone();
+    bad["files"][0]["MD5checksum"] = json!("00000000000000000000000000000000");
+    put(
+        &s3,
+        &bucket,
+        "inventory/bad.json",
+        serde_json::to_vec(&bad).unwrap(),
+    )
+    .await;
+    let broken = submitted(
+        mb_local(&endpoint, &api.url)
+            .arg("submit")
+            .arg("--inventory")
+            .arg(format!("s3://{bucket}/inventory/bad.json"))
+            .args(common)
+            .arg(format!("s3://{bucket}/reports")),
+    );
+    let job = until(&control, &broken, terminal).await;
+    assert_eq!(job.status(), Some(&JobStatus::Failed));
+    let reason = job.failure_reasons()[0].failure_reason().unwrap_or("");
+    assert!(
+        reason.contains("MD5") && reason.contains("inventory/data/1.csv.gz"),
+        "{reason}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
