@@ -25,6 +25,9 @@ trap 'kill "$MOTO_PID" 2>/dev/null || true' EXIT
 echo "moto: $MOTO_ENDPOINT (pid $MOTO_PID)" >&2
 
 cargo build --workspace --bins --locked
+# The handler alone, as `cargo lambda watch` builds it (its features unified for that package
+# only), so the test that runs it there does not wait for a build on its first invocation.
+cargo build --locked -p batch-handler --bin batch-handler
 log=target/test-output.log
 status=0
 cargo test --workspace --locked "$@" 2>&1 | tee "$log" || status=$?

@@ -796,7 +796,7 @@ async fn the_built_bootstrap_runs_a_job_under_cargo_lambda_watch() {
         "-P",
         &port.to_string(),
     ])
-    .args(["--timeout", "120", "--concurrency", "4"])
+    .args(["--timeout", "600", "--concurrency", "4"])
     .current_dir(&crate_dir)
     .env("AWS_ACCESS_KEY_ID", "test")
     .env("AWS_SECRET_ACCESS_KEY", "test")
