@@ -167,7 +167,7 @@ pub struct RunArgs {
     /// Higher runs first.
     #[arg(long, default_value_t = 10)]
     pub priority: i64,
-    /// Seconds between DescribeJob calls (default: 10, or 0.5 with --local).
+    /// Seconds between DescribeJob calls (default: 10, or 0.2 with --local).
     #[arg(long)]
     pub interval: Option<f64>,
     /// Give up waiting after this many seconds (the job goes on).
@@ -293,7 +293,7 @@ pub async fn run_with(
     eprintln!("job {job_id} submitted");
     let interval = args
         .interval
-        .unwrap_or(if args.local.local { 0.5 } else { 10.0 });
+        .unwrap_or(if args.local.local { 0.2 } else { 10.0 });
     let (state, code) = job_cmd::wait(
         &job_id,
         Duration::from_secs_f64(interval),
