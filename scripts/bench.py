@@ -145,7 +145,7 @@ def main():
         rows = []
         def rate(out):
             v = json.loads(out)
-            return n / v["seconds"], v
+            return v["selected"] / v["seconds"], v
         for r in range(1 if a.quick else 3):
             # (a) ours on the embedded S3 (unversioned: converted into converted/, originals kept)
             demo = run([mb, "--json", "demo", "--recordings", str(n), "--min-minutes", "2", "--max-minutes", "2",

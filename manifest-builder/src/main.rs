@@ -308,7 +308,13 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Demo(args) => {
             let outcome = manifest_builder::demo::demo(&args).await?;
             print(json, &outcome, manifest_builder::run_cmd::print)?;
-            return Ok(std::process::ExitCode::from(outcome.exit));
+            // The demo's broken recordings fail on purpose: a completed job is a success.
+            let done = outcome.status.as_deref() == Some("Complete");
+            return Ok(if done {
+                std::process::ExitCode::SUCCESS
+            } else {
+                std::process::ExitCode::from(outcome.exit)
+            });
         }
         Command::SampleRecording {
             output,
