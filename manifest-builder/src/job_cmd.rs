@@ -43,7 +43,8 @@ impl JobOptions {
     }
 }
 
-fn key_value(s: &str) -> Result<(String, String), String> {
+/// Parses a `key=value` flag (user arguments, tags).
+pub fn key_value(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .ok_or_else(|| format!("{s:?} is not key=value"))

@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::aws::AwsOptions;
 use crate::embedded_s3::{self, EmbeddedS3};
 use crate::engine::{self, Engine, api::Endpoint, invoke};
-use crate::job_cmd::{self, JobOptions, SubmitArgs};
+use crate::job_cmd::{self, JobOptions, SubmitArgs, key_value};
 use crate::location::Location;
 use crate::report_cmd::{self, ReportSummary};
 use crate::select_cmd::{self, ManifestArgs};
@@ -132,12 +132,6 @@ pub async fn start(
     out.engine = Some(eng);
     out.api = Some(api);
     Ok(out)
-}
-
-fn key_value(s: &str) -> Result<(String, String), String> {
-    s.split_once('=')
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .ok_or_else(|| format!("{s:?} is not key=value"))
 }
 
 /// Flags of `run`.
