@@ -16,4 +16,9 @@ eval "$(scripts/start-moto.sh)"     # also creates ./.venv with moto
 trap 'kill "$MOTO_PID" 2>/dev/null || true' EXIT
 .venv/bin/python -c "import duckdb" 2>/dev/null || .venv/bin/pip install -q --disable-pip-version-check duckdb
 cargo build --release --locked -p batch-handler -p manifest-builder
-.venv/bin/python scripts/bench.py --moto "$MOTO_ENDPOINT" "$@"
+kernel=()
+case " $* " in
+  *" --quick "*) ;;
+  *) cargo bench --locked -p batch-handler --bench kernel -- --measurement-time 3 && kernel=(--kernel) ;;
+esac
+.venv/bin/python scripts/bench.py --moto "$MOTO_ENDPOINT" "${kernel[@]}" "$@"

@@ -14,6 +14,7 @@ export AWS_EC2_METADATA_DISABLED=true
 unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL AWS_ENDPOINT_URL_S3 || true
 export E2E_REQUIRE=1   # a missing moto fails the tests instead of skipping them
 
+export MOTO_LOG="$PWD/target/moto.log"   # its access log: a test counts the handler's requests
 eval "$(scripts/start-moto.sh)"
 if [ ! -x .venv/bin/cargo-lambda ]; then
   echo "installing cargo-lambda (PyPI) into .venv ..." >&2

@@ -12,6 +12,7 @@
 //! 7. [`handler::Handler`] answers every task of the invocation, before the Lambda deadline.
 
 pub mod client;
+pub mod file;
 pub mod g711;
 pub mod handler;
 pub mod outcome;

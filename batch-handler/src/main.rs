@@ -1,13 +1,14 @@
 //! `batch-handler`: the Lambda (`bootstrap`) when `AWS_LAMBDA_RUNTIME_API` is set, otherwise a CLI
 //! that runs the very same code on a local file (`transcode`) or one event (`invoke`).
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
-use batch_handler::transcode::{TranscodeError, Transcoder};
+use batch_handler::file::{self, FileError, Layout};
+use batch_handler::transcode::TranscodeError;
 use batch_handler::{Codec, Downmix, Handler, Options, Settings, client};
 use clap::{Parser, Subcommand};
 
@@ -35,6 +36,10 @@ enum Command {
         /// alaw | mulaw.
         #[arg(long, default_value = "alaw")]
         codec: Codec,
+        /// Flush the output to disk before renaming it into place (what a script that deletes
+        /// the input afterwards wants; ffmpeg and sox do not sync).
+        #[arg(long)]
+        sync: bool,
     },
     /// Process one S3 Batch Operations invocation event against S3 and print the response JSON.
     ///
@@ -101,7 +106,8 @@ fn main() -> ExitCode {
             output,
             downmix,
             codec,
-        } => transcode_file(&input, &output, Options { codec, downmix }),
+            sync,
+        } => transcode_file(&input, &output, Options { codec, downmix }, sync),
         Command::Invoke {
             event,
             endpoint_url,
@@ -237,31 +243,34 @@ fn invoke(
     Ok(ExitCode::SUCCESS)
 }
 
-fn transcode_file(input: &Path, output: &Path, options: Options) -> anyhow::Result<ExitCode> {
+fn transcode_file(
+    input: &Path,
+    output: &Path,
+    options: Options,
+    sync: bool,
+) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
-    let mut file =
+    let file =
         std::fs::File::open(input).with_context(|| format!("opening {}", input.display()))?;
     let len = file.metadata()?.len();
-    let mut transcoder = Transcoder::new(options, len);
     let tmp = output.with_extension("partial");
-    let mut writer =
+    let writer =
         std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    let mut buf = vec![0u8; 1 << 20];
-    let mut out = Vec::with_capacity(1 << 20);
     let result: anyhow::Result<_> = (|| {
-        loop {
-            let n = file
-                .read(&mut buf)
-                .with_context(|| format!("reading {}", input.display()))?;
-            if n == 0 {
-                break;
+        let plan = match file::convert_file(&file, &writer, options, Layout::default()) {
+            Err(FileError::Io(e)) => {
+                return Err(e).with_context(|| {
+                    format!("converting {} into {}", input.display(), tmp.display())
+                });
             }
-            transcoder.feed(&buf[..n], &mut out)?;
-            writer.write_all(&out)?;
-            out.clear();
+            Err(FileError::Transcode(e)) => return Err(e.into()),
+            Ok(plan) => plan,
+        };
+        if sync {
+            writer
+                .sync_data()
+                .with_context(|| format!("syncing {}", tmp.display()))?;
         }
-        let plan = transcoder.finish()?;
-        writer.sync_data().ok();
         Ok(plan)
     })();
     let plan = match result {

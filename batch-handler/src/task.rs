@@ -58,15 +58,27 @@ impl std::fmt::Debug for Hooks {
 #[derive(Debug, Default)]
 pub struct VersioningCache {
     seen: Mutex<HashMap<String, (bool, Instant)>>,
+    /// Held while a status is fetched, so the tasks of one invocation that start together make
+    /// one GetBucketVersioning between them instead of one each.
+    fetching: tokio::sync::Mutex<()>,
 }
 
 impl VersioningCache {
+    fn cached(&self, bucket: &str) -> Option<bool> {
+        match self.seen.lock().expect("cache lock").get(bucket) {
+            Some((on, at)) if at.elapsed() < VERSIONING_TTL => Some(*on),
+            _ => None,
+        }
+    }
+
     /// Whether versioning is Enabled on `bucket` (Suspended and never-enabled are not).
     pub async fn is_enabled(&self, s3: &Client, bucket: &str) -> Result<bool, Outcome> {
-        if let Some((on, at)) = self.seen.lock().expect("cache lock").get(bucket)
-            && at.elapsed() < VERSIONING_TTL
-        {
-            return Ok(*on);
+        if let Some(on) = self.cached(bucket) {
+            return Ok(on);
+        }
+        let _one_at_a_time = self.fetching.lock().await;
+        if let Some(on) = self.cached(bucket) {
+            return Ok(on);
         }
         let on = crate::client::bucket_versioning(s3, bucket)
             .await

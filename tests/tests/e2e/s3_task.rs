@@ -718,3 +718,106 @@ async fn a_task_pinned_to_a_superseded_version_fails_permanently_with_the_reason
     );
     assert_eq!(env.versions(&bucket, "call.wav").await, 2);
 }
+
+/// Requests moto logged for `bucket`, by kind (`GET versioning`, `GET object`, `PUT object`...).
+fn requests_logged(log: &str, bucket: &str) -> HashMap<String, usize> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let mut kinds = HashMap::new();
+    let needle = format!(" /{bucket}");
+    for line in text.lines() {
+        // werkzeug: 127.0.0.1 - - [date] "GET /bucket/key?x-id=GetObject HTTP/1.1" 200 -
+        let Some(request) = line.split('"').nth(1) else {
+            continue;
+        };
+        let Some(at) = request.find(&needle) else {
+            continue;
+        };
+        let method = &request[..at];
+        let target = request[at + needle.len()..].split(' ').next().unwrap_or("");
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        let what = if query.starts_with("versioning") {
+            "versioning"
+        } else if query.starts_with("tagging") {
+            "tagging"
+        } else if path.len() > 1 {
+            "object"
+        } else {
+            "bucket"
+        };
+        *kinds.entry(format!("{method} {what}")).or_default() += 1;
+    }
+    kinds
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_converted_object_costs_two_requests_three_with_tags_counted_at_the_server() {
+    let test = "requests_per_object";
+    let Some(env) = env(test) else {
+        return;
+    };
+    let Some(log) = std::env::var("MOTO_LOG").ok().filter(|l| !l.is_empty()) else {
+        missing("moto's access log (MOTO_LOG)", test);
+        return;
+    };
+    let bucket = new_bucket(&env.s3, "requests", true).await;
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let key = format!("calls/{i} +%.wav");
+        env.put(&bucket, &key, connect_wav(0.5)).await;
+        tasks.push(key);
+    }
+    for key in &tasks[5..] {
+        let tagging = Tagging::builder()
+            .tag_set(Tag::builder().key("team").value("a").build().unwrap())
+            .build()
+            .unwrap();
+        env.s3
+            .put_object_tagging()
+            .bucket(&bucket)
+            .key(key)
+            .tagging(tagging)
+            .send()
+            .await
+            .unwrap();
+    }
+    let setup = requests_logged(&log, &bucket);
+    if setup.is_empty() {
+        missing(
+            "moto's access log of this server (MOTO_LOG names another)",
+            test,
+        );
+        return;
+    }
+    let encoded: Vec<String> = tasks.iter().map(|k| encode_key(k)).collect();
+    let refs: Vec<(&str, Option<&str>)> = encoded.iter().map(|k| (k.as_str(), None)).collect();
+    let results = env
+        .run(&env.handler(Settings::default()), &event_v1(&bucket, &refs))
+        .await;
+    for r in &results {
+        assert_eq!(r.result_code, ResultCode::Succeeded, "{}", r.result_string);
+    }
+    // werkzeug logs a request after answering it: wait until all of them are in.
+    let mut by_task = HashMap::new();
+    for _ in 0..50 {
+        let now = requests_logged(&log, &bucket);
+        by_task = now
+            .iter()
+            .map(|(k, n)| (k.clone(), n - setup.get(k).copied().unwrap_or(0)))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        if by_task.get("PUT object") == Some(&10) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let want: HashMap<String, usize> = [
+        ("GET versioning", 1), // once per bucket for all ten tasks
+        ("GET object", 10),
+        ("PUT object", 10),
+        ("GET tagging", 5), // only where the GET's x-amz-tagging-count says there are tags
+    ]
+    .into_iter()
+    .map(|(k, n)| (k.to_string(), n))
+    .collect();
+    assert_eq!(by_task, want, "requests the handler made, by kind");
+}
