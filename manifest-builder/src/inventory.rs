@@ -173,19 +173,146 @@ pub fn recording(record: &csv::StringRecord, cols: &Columns) -> Result<Option<Re
 /// Reads one gzip CSV data file, writes the selected rows (manifest format) to `rows_out`.
 ///
 /// Streams: memory does not depend on the file's size. `name` identifies the file in errors.
+///
+/// With `md5`, the compressed bytes are checked against it as they are read (a local copy of an
+/// inventory: no separate pass over the file); a mismatch fails the scan.
 pub fn scan_csv_gz(
     data: &Path,
     name: &str,
     cols: &Columns,
     filter: &Filter,
     rows_out: &Path,
+    md5: Option<&str>,
 ) -> anyhow::Result<Summary> {
     let file = std::fs::File::open(data).with_context(|| format!("opening {}", data.display()))?;
+    let file = Md5Reader {
+        inner: file,
+        hasher: md5::Md5::default(),
+        expected: md5.map(str::to_string),
+        name: name.to_string(),
+    };
     let gz = flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 20, file));
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel(4);
+        scope.spawn(move || inflate_into(gz, tx));
+        scan_rows(ChannelReader::new(rx), name, cols, filter, rows_out)
+    })
+}
+
+/// Hashes what it reads; at the end of the file, fails unless the MD5 is the expected one.
+struct Md5Reader<R> {
+    inner: R,
+    hasher: md5::Md5,
+    expected: Option<String>,
+    name: String,
+}
+
+impl<R: std::io::Read> std::io::Read for Md5Reader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use md5::Digest;
+        let n = self.inner.read(buf)?;
+        let Some(expected) = &self.expected else {
+            return Ok(n);
+        };
+        if n > 0 || buf.is_empty() {
+            self.hasher.update(&buf[..n]);
+            return Ok(n);
+        }
+        let actual: String = std::mem::take(&mut self.hasher)
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        if actual.eq_ignore_ascii_case(expected) {
+            self.expected = None; // checked; later reads at the end just return 0
+            Ok(0)
+        } else {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "{}: MD5 {actual} does not match the inventory manifest's {expected}",
+                    self.name
+                ),
+            ))
+        }
+    }
+}
+
+/// Inflates on its own thread, 1 MiB at a time, while the caller parses: inflating and parsing
+/// cost about the same, so two cores overlap them even on the last file of a job.
+fn inflate_into(
+    mut gz: impl std::io::Read,
+    tx: std::sync::mpsc::SyncSender<std::io::Result<Vec<u8>>>,
+) {
+    loop {
+        let mut chunk = vec![0u8; 1 << 20];
+        let mut filled = 0;
+        while filled < chunk.len() {
+            match gz.read(&mut chunk[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            }
+        }
+        chunk.truncate(filled);
+        // A send fails only when the parser stopped (an error of its own): nothing left to do.
+        if filled == 0 || tx.send(Ok(chunk)).is_err() {
+            return;
+        }
+    }
+}
+
+/// The parser's side of [`inflate_into`]: the chunks as one byte stream.
+struct ChannelReader {
+    rx: std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
+    chunk: Vec<u8>,
+    at: usize,
+}
+
+impl ChannelReader {
+    fn new(rx: std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>) -> Self {
+        ChannelReader {
+            rx,
+            chunk: Vec::new(),
+            at: 0,
+        }
+    }
+}
+
+impl std::io::Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.at == self.chunk.len() {
+            match self.rx.recv() {
+                Ok(chunk) => {
+                    self.chunk = chunk?;
+                    self.at = 0;
+                }
+                Err(_) => return Ok(0), // the inflater finished
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.at);
+        buf[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+fn scan_rows(
+    input: impl std::io::Read,
+    name: &str,
+    cols: &Columns,
+    filter: &Filter,
+    rows_out: &Path,
+) -> anyhow::Result<Summary> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
-        .from_reader(BufReader::with_capacity(1 << 20, gz));
+        .buffer_capacity(1 << 16)
+        .from_reader(input);
     let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(rows_out)?);
     let mut summary = Summary::default();
     let mut record = csv::StringRecord::new();
@@ -368,12 +495,16 @@ pub fn scan_columnar(
 /// Copies the rows written by [`scan_csv_gz`] into the manifest writer, in order.
 pub fn append_rows(
     rows: &Path,
+    summary_rows: u64,
     writer: &mut manifest::Writer,
     has_versions: bool,
 ) -> anyhow::Result<()> {
     let f = std::fs::File::open(rows).with_context(|| format!("opening {}", rows.display()))?;
-    let mut line = String::new();
     let mut reader = BufReader::with_capacity(1 << 20, f);
+    if writer.push_block(&mut reader, summary_rows, has_versions)? {
+        return Ok(());
+    }
+    let mut line = String::new();
     while reader.read_line(&mut line)? > 0 {
         writer.push_line(&line, has_versions, || line.trim_end().to_string())?;
         line.clear();
@@ -482,6 +613,58 @@ mod tests {
                 .unwrap_err()
                 .contains("2 fields, the fileSchema has 18")
         );
+    }
+
+    #[test]
+    fn a_gzip_file_is_scanned_through_the_inflater_thread_and_its_md5_checked() {
+        use std::io::Write as _;
+        let dir = std::env::temp_dir().join(format!("inv-scan-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut m = InventoryManifest::parse(F12.as_bytes(), "m").unwrap();
+        m.file_schema = "Bucket, Key, Size, LastModifiedDate".into();
+        let cols = m.csv_columns("m").unwrap();
+        // Two gzip members (MultiGzDecoder) and more than one 1 MiB chunk of CSV.
+        let mut gz = Vec::new();
+        for member in 0..2 {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            for i in 0..30_000 {
+                let ext = if i % 3 == 0 { "json" } else { "wav" };
+                writeln!(
+                    e,
+                    "\"b\",\"calls/{member}-{i}%3A.{ext}\",\"600000\",\"2024-01-26T03:07:12.000Z\""
+                )
+                .unwrap();
+            }
+            gz.extend(e.finish().unwrap());
+        }
+        let data = dir.join("d.csv.gz");
+        std::fs::write(&data, &gz).unwrap();
+        let md5 = crate::report::md5_hex(&gz);
+        let rows = dir.join("rows.csv");
+        let filter = Filter::default();
+        let s = scan_csv_gz(&data, "d.csv.gz", &cols, &filter, &rows, Some(&md5)).unwrap();
+        assert_eq!((s.scanned, s.objects), (60_000, 40_000));
+        let text = std::fs::read_to_string(&rows).unwrap();
+        assert_eq!(text.lines().count(), 40_000);
+        assert_eq!(text.lines().next(), Some("b,calls/0-1%3A.wav"));
+        assert_eq!(text.lines().last(), Some("b,calls/1-29999%3A.wav"));
+
+        let wrong = "0".repeat(32);
+        let e = scan_csv_gz(&data, "d.csv.gz", &cols, &filter, &rows, Some(&wrong))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("d.csv.gz: MD5 ") && e.contains(&wrong), "{e}");
+
+        // A corrupt member: the inflater's error reaches the parser with the file's name.
+        let mut bad = gz.clone();
+        let mid = bad.len() / 2;
+        bad[mid..mid + 64].fill(0xff);
+        std::fs::write(&data, &bad).unwrap();
+        let e = scan_csv_gz(&data, "d.csv.gz", &cols, &filter, &rows, None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("d.csv.gz: "), "{e}");
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]

@@ -148,7 +148,7 @@ impl Location {
         Ok(())
     }
 
-    /// Writes a local file's content here; returns the object's ETag (without quotes) for S3.
+    /// Puts a temporary local file here (moving it when both are local); returns the ETag for S3.
     pub async fn put_file(
         &self,
         s3: &aws_sdk_s3::Client,
@@ -165,9 +165,13 @@ impl Location {
             Location::Local(p) => {
                 if p != file {
                     Self::local_dir(p).await?;
-                    tokio::fs::copy(file, p)
-                        .await
-                        .with_context(|| format!("writing {}", p.display()))?;
+                    // The file is a temporary part: moved when on the same filesystem (no second
+                    // pass over hundreds of MB), copied when not.
+                    if tokio::fs::rename(file, p).await.is_err() {
+                        tokio::fs::copy(file, p)
+                            .await
+                            .with_context(|| format!("writing {}", p.display()))?;
+                    }
                 }
                 Ok(None)
             }

@@ -201,6 +201,32 @@ impl Writer {
         Ok(())
     }
 
+    /// Copies `rows` lines already formatted by [`row`] in one piece, when they fit in the
+    /// current part (or a new one); returns false, having read nothing, when they must be split.
+    pub fn push_block(
+        &mut self,
+        block: &mut impl std::io::Read,
+        rows: u64,
+        has_version: bool,
+    ) -> anyhow::Result<bool> {
+        if rows == 0 || self.with_versions.is_some_and(|w| w != has_version) {
+            return Ok(false);
+        }
+        let room = |in_current| self.max_tasks.is_none_or(|m| in_current + rows <= m);
+        if self.current.is_none() || !room(self.in_current) {
+            if !room(0) {
+                return Ok(false);
+            }
+            self.roll()?;
+        }
+        self.with_versions = Some(has_version);
+        let w = self.current.as_mut().expect("open part");
+        std::io::copy(block, w)?;
+        self.in_current += rows;
+        self.files.last_mut().expect("open part").1 += rows;
+        Ok(true)
+    }
+
     fn roll(&mut self) -> anyhow::Result<()> {
         if let Some(mut w) = self.current.take() {
             w.flush()?;
@@ -272,6 +298,29 @@ mod tests {
             last_modified: Some(t),
             storage_class: class.into(),
         }
+    }
+
+    #[test]
+    fn blocks_go_in_whole_or_not_at_all() {
+        let dir = std::env::temp_dir().join(format!("mf-block-{}", std::process::id()));
+        let mut w = Writer::new(&dir, "m", Some(3), "test".into()).unwrap();
+        let block = |n: usize| (0..n).map(|i| format!("b,k{i}.wav\n")).collect::<String>();
+        assert!(w.push_block(&mut block(2).as_bytes(), 2, false).unwrap());
+        // 2 + 2 > 3: a new part takes the block.
+        assert!(w.push_block(&mut block(2).as_bytes(), 2, false).unwrap());
+        // 4 rows never fit a part of 3: the caller splits them line by line.
+        let four = block(4);
+        assert!(!w.push_block(&mut four.as_bytes(), 4, false).unwrap());
+        // Versioned rows after unversioned ones are refused here too.
+        assert!(!w.push_block(&mut block(1).as_bytes(), 1, true).unwrap());
+        assert!(w.push_block(&mut block(1).as_bytes(), 1, false).unwrap());
+        let (files, _) = w.finish().unwrap();
+        assert_eq!(files.iter().map(|f| f.1).collect::<Vec<_>>(), vec![2, 3]);
+        assert_eq!(
+            std::fs::read_to_string(&files[1].0).unwrap(),
+            "b,k0.wav\nb,k1.wav\nb,k0.wav\n"
+        );
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]

@@ -397,8 +397,10 @@ async fn read_inventory(
     tmp: &std::path::Path,
     pb: &indicatif::ProgressBar,
 ) -> anyhow::Result<Summary> {
-    // Fetch (S3) or locate (local) every data file, MD5 checked, a few at a time.
-    let fetched: Vec<(String, std::path::PathBuf)> =
+    // Fetch (S3) or locate (local) every data file, MD5 checked, a few at a time. A local CSV.gz
+    // is checked while it is scanned instead (one pass over it, on every core).
+    let check_in_scan = matches!(manifest_loc, Location::Local(_)) && cols.is_some();
+    let fetched: Vec<(String, std::path::PathBuf, Option<String>)> =
         futures::stream::iter(inv.files.iter().enumerate())
             .map(|(i, f)| async move {
                 let (from, path) = match manifest_loc {
@@ -414,8 +416,11 @@ async fn read_inventory(
                         (Location::Local(path.clone()), path)
                     }
                 };
+                if check_in_scan {
+                    return anyhow::Ok((from.to_string(), path, Some(f.md5_checksum.clone())));
+                }
                 fetch_checked(s3, &from, &path, &f.md5_checksum).await?;
-                anyhow::Ok((from.to_string(), path))
+                anyhow::Ok((from.to_string(), path, None))
             })
             .buffered(4)
             .try_collect()
@@ -429,10 +434,17 @@ async fn read_inventory(
         fetched
             .par_iter()
             .enumerate()
-            .map(|(i, (name, path))| {
+            .map(|(i, (name, path, md5))| {
                 let rows = rows_dir.join(format!("rows-{i:06}.csv"));
                 match &cols {
-                    Some(cols) => crate::inventory::scan_csv_gz(path, name, cols, &filter, &rows),
+                    Some(cols) => crate::inventory::scan_csv_gz(
+                        path,
+                        name,
+                        cols,
+                        &filter,
+                        &rows,
+                        md5.as_deref(),
+                    ),
                     None => crate::inventory::scan_columnar(path, format, name, &filter, &rows),
                 }
                 .map(|s| (s, rows))
@@ -448,7 +460,7 @@ async fn read_inventory(
     };
     let mut total = Summary::default();
     for (s, rows) in &scanned {
-        crate::inventory::append_rows(rows, &mut writer, has_versions)?;
+        crate::inventory::append_rows(rows, s.objects, &mut writer, has_versions)?;
         total.merge(s);
     }
     let (files, mut summary) = writer.finish()?;
