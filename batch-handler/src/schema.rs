@@ -28,6 +28,61 @@ pub fn encode_key(key: &str) -> String {
     utf8_percent_encode(key, KEY_ENCODE_SET).to_string()
 }
 
+/// Per byte: written as it is in a key we encode (`A-Z a-z 0-9 - . _ ~ /`).
+static LITERAL: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/');
+        c += 1;
+    }
+    t
+};
+
+/// Per byte: its value as a hex digit, or 0xFF; `upper` leaves out `a-f` (our spelling).
+const fn hex_table(upper_only: bool) -> [u8; 256] {
+    let mut t = [0xFF; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = match b {
+            b'0'..=b'9' => b - b'0',
+            b'A'..=b'F' => b - b'A' + 10,
+            b'a'..=b'f' if !upper_only => b - b'a' + 10,
+            _ => 0xFF,
+        };
+        c += 1;
+    }
+    t
+}
+static HEX: [u8; 256] = hex_table(false);
+static UPPER_HEX: [u8; 256] = hex_table(true);
+
+/// Whether `raw` (a key that [`decode_key`] accepts) is exactly what [`encode_key`] writes for
+/// it, so a manifest can copy it as it is instead of decoding and encoding it again.
+pub fn is_encoded_as_written(raw: &str) -> bool {
+    let b = raw.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if LITERAL[c as usize] {
+            i += 1;
+            continue;
+        }
+        if c != b'%' || i + 2 >= b.len() {
+            return false;
+        }
+        let (h, l) = (UPPER_HEX[b[i + 1] as usize], UPPER_HEX[b[i + 2] as usize]);
+        // Not hex in our spelling, or a byte we would have written as it is.
+        if h == 0xFF || l == 0xFF || LITERAL[(h * 16 + l) as usize] {
+            return false;
+        }
+        i += 3;
+    }
+    !b.is_empty()
+}
+
 /// Why a key from an event could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyError {
@@ -58,12 +113,9 @@ pub fn decode_key(raw: &str) -> Result<String, KeyError> {
         match b[i] {
             b'+' => out.push(b' '),
             b'%' => {
-                let hex = |c: u8| (c as char).to_digit(16);
-                match (
-                    b.get(i + 1).and_then(|&c| hex(c)),
-                    b.get(i + 2).and_then(|&c| hex(c)),
-                ) {
-                    (Some(h), Some(l)) => out.push((h * 16 + l) as u8),
+                let hex = |at: usize| b.get(at).map_or(0xFF, |&c| HEX[c as usize]);
+                match (hex(i + 1), hex(i + 2)) {
+                    (h, l) if h != 0xFF && l != 0xFF => out.push(h * 16 + l),
                     _ => return Err(KeyError::BadEscape(i)),
                 }
                 i += 2;
@@ -348,6 +400,36 @@ pub fn one_line(s: &str, max: usize) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_key_is_copied_only_when_it_is_written_the_way_we_write_it() {
+        let keys = [
+            "connect/i/CallRecordings/2024/01/26/id_20240126T03:07_UTC.wav",
+            "a b+c%.wav",
+            "AWS SKO 2015/Agenda.pdf",
+            "récit/ünïcode 音声.wav",
+            "~tilde/-dash_/x.y",
+            "plain/key.wav",
+        ];
+        for key in keys {
+            let ours = encode_key(key);
+            assert!(is_encoded_as_written(&ours), "{ours}");
+            assert_eq!(decode_key(&ours).unwrap(), key);
+        }
+        // Same key, other spellings: lower-case hex, '+' for a space, an escaped literal, a raw ':'.
+        for other in [
+            "a%3ab.wav",
+            "a+b.wav",
+            "a%2Db.wav",
+            "a:b.wav",
+            "a%3",
+            "a%",
+            "",
+        ] {
+            assert!(!is_encoded_as_written(other), "{other}");
+        }
+        assert!(is_encoded_as_written("a%3Ab.wav"));
+    }
 
     fn only_task(v: Value) -> (Invocation, Task) {
         let inv = parse(&v);

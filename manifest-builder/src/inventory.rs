@@ -331,7 +331,7 @@ fn scan_rows(
             Err(reason) => bail!("{name}: row {row}: {reason}"),
         };
         if filter.accepts(&r) {
-            out.write_all(manifest::row(&r).as_bytes())?;
+            manifest::write_row(&mut out, &r, Some(&record[cols.key]))?;
             summary.add(&r);
         }
     }

@@ -73,10 +73,14 @@ impl Summary {
     pub fn add(&mut self, r: &Recording) {
         self.objects += 1;
         self.bytes += r.size;
+        if !self.by_storage_class.contains_key(&r.storage_class) {
+            self.by_storage_class
+                .insert(r.storage_class.clone(), ClassTotals::default());
+        }
         let c = self
             .by_storage_class
-            .entry(r.storage_class.clone())
-            .or_default();
+            .get_mut(&r.storage_class)
+            .expect("just inserted");
         c.objects += 1;
         c.bytes += r.size;
         if let Some(t) = r.last_modified {
@@ -122,11 +126,30 @@ impl Summary {
 
 /// One manifest row.
 pub fn row(r: &Recording) -> String {
-    let key = batch_handler::schema::encode_key(&r.key);
-    match &r.version_id {
-        Some(v) => format!("{},{key},{v}\n", r.bucket),
-        None => format!("{},{key}\n", r.bucket),
+    let mut out = Vec::new();
+    write_row(&mut out, r, None).expect("writing to memory");
+    String::from_utf8(out).expect("UTF-8 in, UTF-8 out")
+}
+
+/// Writes [`row`] of `r` to `out`; `raw_key` is the key as the source spelled it (an inventory's
+/// URL-encoded key), copied as it is when that is how [`row`] would write it.
+pub fn write_row(
+    out: &mut impl std::io::Write,
+    r: &Recording,
+    raw_key: Option<&str>,
+) -> std::io::Result<()> {
+    use batch_handler::schema::{encode_key, is_encoded_as_written};
+    out.write_all(r.bucket.as_bytes())?;
+    out.write_all(b",")?;
+    match raw_key.filter(|k| is_encoded_as_written(k)) {
+        Some(k) => out.write_all(k.as_bytes())?,
+        None => out.write_all(encode_key(&r.key).as_bytes())?,
     }
+    if let Some(v) = &r.version_id {
+        out.write_all(b",")?;
+        out.write_all(v.as_bytes())?;
+    }
+    out.write_all(b"\n")
 }
 
 /// Writes manifest parts to local files as recordings arrive (memory does not grow with them).
@@ -343,6 +366,13 @@ mod tests {
             row(&rec("c/a+b,c:d.wav", Some("null"), 1, 0, "STANDARD")),
             "amzn-s3-demo-bucket1,c/a%2Bb%2Cc%3Ad.wav,null\n"
         );
+        // From an inventory: the key as it was spelled there, copied only when it is our spelling.
+        let r = rec("a b:c.wav", None, 1, 0, "STANDARD");
+        for raw in ["a%20b%3Ac.wav", "a+b%3ac.wav", "a%20b:c.wav"] {
+            let mut out = Vec::new();
+            write_row(&mut out, &r, Some(raw)).unwrap();
+            assert_eq!(String::from_utf8(out).unwrap(), row(&r), "{raw}");
+        }
     }
 
     #[test]
