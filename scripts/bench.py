@@ -156,6 +156,7 @@ def main():
         import boto3
         import re
         from collections import Counter
+        from urllib.parse import quote
         s3 = boto3.client("s3", endpoint_url=a.moto, aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1")
         bucket = f"bench-requests-{int(time.time())}"
         s3.create_bucket(Bucket=bucket)
@@ -172,7 +173,6 @@ def main():
                 extra = {"Tagging": tagging} if tagging else {}
                 s3.upload_file(path, bucket, k, ExtraArgs=extra)
             ev = os.path.join(WORK, f"event-requests-{label.split()[0]}.json")
-            from urllib.parse import quote
             json.dump({"invocationSchemaVersion": "2.0", "invocationId": "r", "job": {"id": "bench", "userArguments": {}},
                        "tasks": [{"taskId": str(i), "s3Bucket": bucket, "s3Key": quote(k, safe="/"), "s3VersionId": None}
                                  for i, k in enumerate(keys)]}, open(ev, "w"))

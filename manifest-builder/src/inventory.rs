@@ -199,6 +199,12 @@ pub fn scan_csv_gz(
     })
 }
 
+/// The error for a data file whose MD5 is not the inventory manifest's, or `None` when it is.
+pub fn md5_mismatch(file: &str, actual: &str, expected: &str) -> Option<String> {
+    (!actual.eq_ignore_ascii_case(expected))
+        .then(|| format!("{file}: MD5 {actual} does not match the inventory manifest's {expected}"))
+}
+
 /// Hashes what it reads; at the end of the file, fails unless the MD5 is the expected one.
 struct Md5Reader<R> {
     inner: R,
@@ -209,7 +215,7 @@ struct Md5Reader<R> {
 
 impl<R: std::io::Read> std::io::Read for Md5Reader<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        use md5::Digest;
+        use md5::Digest as _;
         let n = self.inner.read(buf)?;
         let Some(expected) = &self.expected else {
             return Ok(n);
@@ -218,22 +224,13 @@ impl<R: std::io::Read> std::io::Read for Md5Reader<R> {
             self.hasher.update(&buf[..n]);
             return Ok(n);
         }
-        let actual: String = std::mem::take(&mut self.hasher)
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        if actual.eq_ignore_ascii_case(expected) {
-            self.expected = None; // checked; later reads at the end just return 0
-            Ok(0)
-        } else {
-            Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!(
-                    "{}: MD5 {actual} does not match the inventory manifest's {expected}",
-                    self.name
-                ),
-            ))
+        let actual = crate::report::finish_md5_hex(std::mem::take(&mut self.hasher));
+        match md5_mismatch(&self.name, &actual, expected) {
+            None => {
+                self.expected = None; // checked; later reads at the end just return 0
+                Ok(0)
+            }
+            Some(e) => Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
         }
     }
 }

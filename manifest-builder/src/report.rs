@@ -92,7 +92,15 @@ impl ReportManifest {
 
 /// Hex MD5 of `bytes`, as report and inventory manifests write it.
 pub fn md5_hex(bytes: &[u8]) -> String {
-    Md5::digest(bytes)
+    let mut hasher = Md5::new();
+    hasher.update(bytes);
+    finish_md5_hex(hasher)
+}
+
+/// Hex MD5 of what `hasher` was fed (a file hashed as it streamed by).
+pub fn finish_md5_hex(hasher: Md5) -> String {
+    hasher
+        .finalize()
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()

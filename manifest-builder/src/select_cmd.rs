@@ -336,15 +336,11 @@ async fn fetch_checked(
             std::io::copy(&mut f, &mut hasher)?;
         }
     }
-    let actual: String = hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    if !actual.eq_ignore_ascii_case(md5) {
-        bail!("{from}: MD5 {actual} does not match the inventory manifest's {md5}");
+    let actual = crate::report::finish_md5_hex(hasher);
+    match crate::inventory::md5_mismatch(&from.to_string(), &actual, md5) {
+        Some(e) => bail!(e),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 async fn from_inventory(
