@@ -26,7 +26,9 @@ elif [ "$arch" != x86_64 ]; then
   exit 2
 fi
 for bin in batch-handler manifest-builder; do
-  cargo lambda build --release --locked "${flag[@]}" -p "$bin" --bin "$bin" --output-format zip >&2
+  # The scheduled manifest function does not link the local engine and the embedded S3.
+  features=(); [ "$bin" = manifest-builder ] && features=(--no-default-features)
+  cargo lambda build --release --locked "${flag[@]}" "${features[@]}" -p "$bin" --bin "$bin" --output-format zip >&2
 done
 for bin in batch-handler manifest-builder; do
   zip="target/lambda/$bin/bootstrap.zip"

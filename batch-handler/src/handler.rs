@@ -8,9 +8,9 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use crate::outcome::Outcome;
-use crate::schema::{self, Response, ResultCode, TaskEntry, TaskResult};
 use crate::settings::Settings;
 use crate::task::{self, Context, Hooks};
+use batch_contract::event::{self as invocation, Response, ResultCode, TaskEntry, TaskResult};
 
 /// The handler a Lambda runtime (or the local engine, or `invoke`) calls once per event.
 #[derive(Debug, Clone)]
@@ -43,7 +43,7 @@ impl Handler {
 
     /// Processes an event; tasks unfinished at `deadline` answer TemporaryFailure.
     pub async fn handle(&self, event: &Value, deadline: Option<Instant>) -> Response {
-        let inv = schema::parse(event);
+        let inv = invocation::parse(event);
         let mut response = Response::for_invocation(&inv);
         let settings = match &inv.error {
             Some(reason) => Err(format!("invalid invocation: {reason}")),
@@ -87,7 +87,7 @@ impl Handler {
 
 /// What an invocation would do, without S3 or credentials: per task, the decoded object and settings.
 pub fn dry_run(base: &Settings, event: &Value) -> Value {
-    let inv = schema::parse(event);
+    let inv = invocation::parse(event);
     let settings = match &inv.error {
         Some(reason) => Err(format!("invalid invocation: {reason}")),
         None => base

@@ -1,7 +1,7 @@
 //! Transcodes Amazon Connect call recordings (PCM WAV) to G.711 A-law for S3 Batch Operations.
 //!
 //! The life of one task:
-//! 1. [`schema::parse`] reads the invocation (schema 1.0 or 2.0) and decodes the key;
+//! 1. [`batch_contract::event::parse`] reads the invocation (schema 1.0 or 2.0) and decodes the key;
 //! 2. [`settings::Settings`] (environment, then the job's `userArguments`) say what to produce;
 //! 3. [`task::run`] GETs the object, pinned to its version, and skips it when already converted
 //!    (our tag or metadata, or a G.711 header);
@@ -16,7 +16,6 @@ pub mod file;
 pub mod g711;
 pub mod handler;
 pub mod outcome;
-pub mod schema;
 pub mod settings;
 pub mod task;
 pub mod transcode;

@@ -118,10 +118,10 @@ fn main() -> ExitCode {
             invoke(&event, endpoint_url.as_deref(), dry_run, timeout_seconds)
         }
         Command::EncodeKey { key } => {
-            println!("{}", batch_handler::schema::encode_key(&key));
+            println!("{}", batch_contract::key::encode_key(&key));
             Ok(ExitCode::SUCCESS)
         }
-        Command::DecodeKey { key } => batch_handler::schema::decode_key(&key)
+        Command::DecodeKey { key } => batch_contract::key::decode_key(&key)
             .map(|k| {
                 println!("{k}");
                 ExitCode::SUCCESS

@@ -7,91 +7,10 @@
 
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
-use serde::Serialize;
+use batch_contract::event::{ResultCode, TaskResult};
+pub use batch_contract::result::{Action, Summary};
 
-use crate::schema::{ResultCode, TaskResult};
 use crate::transcode::TranscodeError;
-
-/// What a successful task did, reported as the compact JSON `resultString`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Summary {
-    /// `converted` or `skipped`.
-    pub action: &'static str,
-    /// Why it was skipped.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// Size of the original.
-    pub bytes_in: u64,
-    /// Size written (0 when skipped).
-    pub bytes_out: u64,
-    /// Audio duration in seconds.
-    pub duration_seconds: f64,
-    /// Processing time in seconds.
-    pub elapsed_seconds: f64,
-    /// Key written (empty when skipped).
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub output_key: String,
-    /// Version id of the written object, when the bucket is versioned.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub output_version_id: Option<String>,
-    /// Codec written, or found.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub codec: Option<&'static str>,
-    /// Downmix applied.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub downmix: Option<&'static str>,
-    /// Format of the original.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub input_format: Option<String>,
-    /// Bytes of a trailing partial frame that were dropped.
-    #[serde(skip_serializing_if = "is_zero")]
-    pub dropped_bytes: u64,
-    /// Bytes the WAV header promised beyond the end of the object (a cut-off recording).
-    #[serde(skip_serializing_if = "is_zero")]
-    pub missing_bytes: u64,
-}
-
-fn is_zero(n: &u64) -> bool {
-    *n == 0
-}
-
-impl Summary {
-    /// A skip: nothing written.
-    pub fn skipped(reason: impl Into<String>, bytes_in: u64) -> Self {
-        Summary {
-            action: "skipped",
-            reason: Some(reason.into()),
-            bytes_in,
-            bytes_out: 0,
-            duration_seconds: 0.0,
-            elapsed_seconds: 0.0,
-            output_key: String::new(),
-            output_version_id: None,
-            codec: None,
-            downmix: None,
-            input_format: None,
-            dropped_bytes: 0,
-            missing_bytes: 0,
-        }
-    }
-
-    /// The JSON, kept under the result size limit by shortening the output key if it must.
-    pub fn to_result_string(&self) -> String {
-        let json = serde_json::to_string(self).expect("summary serialises");
-        if json.len() <= crate::schema::MAX_RESULT_STRING {
-            return json;
-        }
-        let mut short = self.clone();
-        let excess = json.len() - crate::schema::MAX_RESULT_STRING + 3;
-        let mut cut = short.output_key.len().saturating_sub(excess);
-        while !short.output_key.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        short.output_key = format!("{}...", &short.output_key[..cut]);
-        serde_json::to_string(&short).expect("summary serialises")
-    }
-}
 
 /// How one task ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -117,7 +36,7 @@ impl Outcome {
     /// The short word logged for the task.
     pub fn action(&self) -> &'static str {
         match self {
-            Outcome::Done(s) => s.action,
+            Outcome::Done(s) => s.action.as_str(),
             Outcome::Temporary(_) => "temporary-failure",
             Outcome::Permanent(_) => "permanent-failure",
         }
@@ -219,25 +138,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn summary_json_is_compact_and_bounded() {
-        let mut s = Summary::skipped("already converted (tag converted=true)", 10);
-        assert_eq!(
-            s.to_result_string(),
-            r#"{"action":"skipped","reason":"already converted (tag converted=true)","bytesIn":10,"bytesOut":0,"durationSeconds":0.0,"elapsedSeconds":0.0}"#
-        );
-        s.action = "converted";
-        s.output_key = "k/".repeat(700);
-        let out = s.to_result_string();
-        assert!(
-            out.len() <= crate::schema::MAX_RESULT_STRING,
-            "{}",
-            out.len()
-        );
-        let v: serde_json::Value = serde_json::from_str(&out).expect("still valid JSON");
-        assert!(v["outputKey"].as_str().unwrap().ends_with("..."));
-    }
 
     #[test]
     fn transcode_errors_map_to_codes() {

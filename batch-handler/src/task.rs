@@ -19,10 +19,10 @@ use bytes::Bytes;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::outcome::{Outcome, Summary, classify};
-use crate::schema::Task;
 use crate::settings::{Settings, Target};
 use crate::transcode::{Plan, TranscodeError, Transcoder};
 use crate::upload::{BodySender, ChannelBody};
+use batch_contract::event::Task;
 
 /// Metadata key that marks objects this tool wrote, so a rerun skips them even without the tag.
 pub const MARK_METADATA: &str = "transcoded-by";
@@ -247,7 +247,7 @@ async fn convert(ctx: &Context, settings: &Settings, task: &Task) -> Result<Summ
                 Ok(None) => {}
                 Err(TranscodeError::AlreadyEncoded { codec, format }) => {
                     return Ok(Summary {
-                        codec: Some(codec.name()),
+                        codec: Some(codec.name().into()),
                         input_format: Some(format.clone()),
                         ..Summary::skipped(format!("already {} ({format})", codec.name()), size)
                     });
@@ -366,7 +366,7 @@ async fn convert(ctx: &Context, settings: &Settings, task: &Task) -> Result<Summ
     };
 
     Ok(Summary {
-        action: "converted",
+        action: crate::outcome::Action::Converted,
         reason: None,
         bytes_in: size,
         bytes_out: plan.output_len,
@@ -374,8 +374,8 @@ async fn convert(ctx: &Context, settings: &Settings, task: &Task) -> Result<Summ
         elapsed_seconds: 0.0,
         output_key: out_key,
         output_version_id: written.version_id().map(str::to_string),
-        codec: Some(plan.options.codec.name()),
-        downmix: Some(plan.options.downmix.name()),
+        codec: Some(plan.options.codec.name().into()),
+        downmix: Some(plan.options.downmix.name().into()),
         input_format: Some(plan.input.format.describe()),
         dropped_bytes: plan.input.partial_frame_bytes(),
         missing_bytes: plan.input.missing_bytes(),

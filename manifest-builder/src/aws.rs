@@ -1,19 +1,15 @@
 //! AWS clients from the standard chain, shaped by the CLI's global options.
 
-/// Options every command shares.
-#[derive(Debug, Clone, Default, clap::Args)]
+/// Where the AWS calls go and as whom: what every command shares.
+#[derive(Debug, Clone, Default)]
 pub struct AwsOptions {
     /// S3 endpoint (a local S3-compatible server); path-style addressing is then used.
-    #[arg(long, global = true)]
     pub endpoint_url: Option<String>,
     /// Region (else the standard chain: AWS_REGION, profile).
-    #[arg(long, global = true)]
     pub region: Option<String>,
     /// Named profile from ~/.aws/config.
-    #[arg(long, global = true)]
     pub profile: Option<String>,
     /// Fixed credentials (the embedded S3's generated key pair) instead of the standard chain.
-    #[arg(skip)]
     pub static_credentials: Option<(String, String)>,
 }
 

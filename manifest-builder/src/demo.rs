@@ -10,31 +10,40 @@ use std::time::Instant;
 use anyhow::Context;
 use futures::StreamExt;
 
-use crate::run_cmd::{self, LocalArgs, RunArgs, RunOutcome};
+use crate::local::{self, LocalOptions};
+use crate::run::{self, RunOutcome, RunRequest};
+use crate::select::Selection;
 
 /// The demo bucket.
 pub const BUCKET: &str = "connect-recordings-demo";
 /// Where Connect would put the recordings of instance `demo-contact-center`.
 pub const PREFIX: &str = "connect/demo-contact-center/CallRecordings/";
 
-/// Flags of `demo`.
-#[derive(Debug, clap::Args)]
-pub struct DemoArgs {
+/// What the demo writes and how it runs.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
     /// Good recordings to write (the odd and broken ones come on top).
-    #[arg(long, default_value_t = 300)]
     pub recordings: usize,
     /// Shortest call, minutes.
-    #[arg(long, default_value_t = 1.0)]
     pub min_minutes: f64,
     /// Longest call, minutes.
-    #[arg(long, default_value_t = 4.0)]
     pub max_minutes: f64,
     /// Keep the embedded S3 and the job store here (default: a temporary folder, removed after).
-    #[arg(long)]
     pub dir: Option<PathBuf>,
     /// Invocations in flight (default: cores × 4).
-    #[arg(long)]
     pub task_concurrency: Option<usize>,
+}
+
+impl Default for DemoOptions {
+    fn default() -> Self {
+        DemoOptions {
+            recordings: 300,
+            min_minutes: 1.0,
+            max_minutes: 4.0,
+            dir: None,
+            task_concurrency: None,
+        }
+    }
 }
 
 /// One object the demo writes.
@@ -50,7 +59,7 @@ enum Body {
 }
 
 fn contact_id(i: usize) -> String {
-    let h = crate::report::md5_hex(format!("contact-{i}").as_bytes());
+    let h = batch_contract::md5::md5_hex(format!("contact-{i}").as_bytes());
     format!(
         "{}-{}-4{}-a{}-{}",
         &h[0..8],
@@ -105,7 +114,7 @@ fn already_converted() -> Vec<u8> {
     out
 }
 
-fn objects(args: &DemoArgs) -> Vec<Object> {
+fn objects(args: &DemoOptions) -> Vec<Object> {
     let span = (args.max_minutes - args.min_minutes).max(0.0);
     let mut v: Vec<Object> = (0..args.recordings)
         .map(|i| {
@@ -170,7 +179,7 @@ fn objects(args: &DemoArgs) -> Vec<Object> {
 }
 
 /// Writes the demo recordings into the embedded S3; returns (objects, bytes).
-async fn populate(s3: &aws_sdk_s3::Client, args: &DemoArgs) -> anyhow::Result<(usize, u64)> {
+async fn populate(s3: &aws_sdk_s3::Client, args: &DemoOptions) -> anyhow::Result<(usize, u64)> {
     match s3.create_bucket().bucket(BUCKET).send().await {
         Ok(_) => {}
         Err(e) => {
@@ -222,7 +231,7 @@ async fn populate(s3: &aws_sdk_s3::Client, args: &DemoArgs) -> anyhow::Result<(u
 }
 
 /// Runs the demo; returns the job's outcome.
-pub async fn demo(args: &DemoArgs) -> anyhow::Result<RunOutcome> {
+pub async fn demo(args: &DemoOptions) -> anyhow::Result<RunOutcome> {
     let started = Instant::now();
     let (dir, temporary) = match &args.dir {
         Some(d) => (d.clone(), false),
@@ -231,46 +240,38 @@ pub async fn demo(args: &DemoArgs) -> anyhow::Result<RunOutcome> {
             true,
         ),
     };
-    let local = LocalArgs {
+    let local = LocalOptions {
         local: true,
         embedded_s3: Some(dir.join("s3")),
         engine_dir: dir.join("engine"),
         task_concurrency: args.task_concurrency,
         ..Default::default()
     };
-    let pieces = run_cmd::start(&local, &Default::default(), &Default::default()).await?;
+    let pieces = local::start(&local, &Default::default(), &Default::default()).await?;
     eprintln!(
         "embedded S3 at {}, local Batch Operations engine at {}",
         pieces.s3.as_ref().map_or("?", |s| s.url.as_str()),
         pieces.api.as_ref().map_or("?", |a| a.url.as_str())
     );
-    let s3 = pieces.aws.s3().await;
+    let s3 = pieces.target.aws.s3().await;
     let (objects, bytes) = populate(&s3, args).await?;
     let written = started.elapsed().as_secs_f64();
     eprintln!(
         "wrote {objects} objects ({:.1} MB) under s3://{BUCKET}/{PREFIX} in {written:.1} s",
         bytes as f64 / 1e6
     );
-    #[derive(clap::Parser)]
-    struct Wrap {
-        #[command(flatten)]
-        run: RunArgs,
-    }
-    let mut run: RunArgs = <Wrap as clap::Parser>::try_parse_from([
-        "run",
-        "--bucket",
-        BUCKET,
-        "--prefix",
-        PREFIX,
-        "--user-arg",
-        "destPrefix=converted/",
-        "--local",
-    ])
-    .map_err(|e| anyhow::anyhow!("{e}"))?
-    .run;
-    run.local = local;
+    let run = RunRequest {
+        selection: Selection {
+            bucket: Some(BUCKET.into()),
+            prefix: PREFIX.into(),
+            ..Selection::default()
+        },
+        local: true,
+        user_args: vec![("destPrefix".into(), "converted/".into())],
+        ..RunRequest::default()
+    };
     let job_started = Instant::now();
-    let outcome = run_cmd::run_with(&run, &pieces, job_started).await;
+    let outcome = run::run(&run, &pieces.target, job_started).await;
     drop(pieces);
     if temporary {
         let _ = std::fs::remove_dir_all(&dir);

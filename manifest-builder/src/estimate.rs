@@ -7,86 +7,90 @@ use serde::Serialize;
 /// Days in an average month: storage is billed per GB-month.
 pub const DAYS_PER_MONTH: f64 = 30.4375;
 
-/// Prices, all overridable from the command line.
-#[derive(Debug, Clone, PartialEq, clap::Args, Serialize)]
+/// Prices, every one an input (the CLI has a flag for each).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Prices {
     /// S3 Standard, $ per GB-month.
-    #[arg(long, default_value_t = 0.023)]
     pub standard_gb_month: f64,
     /// S3 Glacier Instant Retrieval, $ per GB-month.
-    #[arg(long, default_value_t = 0.004)]
     pub glacier_ir_gb_month: f64,
     /// GLACIER_IR bills every object as at least this many KiB.
-    #[arg(long, default_value_t = 128.0)]
     pub glacier_ir_min_object_kib: f64,
     /// GET from S3 Standard, $ per 1000 requests.
-    #[arg(long, default_value_t = 0.0004)]
     pub get_per_1000: f64,
     /// PUT into GLACIER_IR, $ per 1000 requests.
-    #[arg(long, default_value_t = 0.02)]
     pub put_glacier_ir_per_1000: f64,
     /// S3 Batch Operations, $ per job.
-    #[arg(long, default_value_t = 0.25)]
     pub batch_per_job: f64,
     /// S3 Batch Operations, $ per million tasks.
-    #[arg(long, default_value_t = 1.0)]
     pub batch_per_million_tasks: f64,
     /// Lambda, $ per GB-second (x86).
-    #[arg(long, default_value_t = 0.0000166667)]
     pub lambda_gb_second: f64,
     /// Lambda, $ per million requests.
-    #[arg(long, default_value_t = 0.20)]
     pub lambda_per_million: f64,
 }
 
 impl Default for Prices {
-    /// The prices the flags default to.
+    /// us-east-1 list prices.
     fn default() -> Self {
-        #[derive(clap::Parser)]
-        struct Defaults {
-            #[command(flatten)]
-            prices: Prices,
+        Prices {
+            standard_gb_month: 0.023,
+            glacier_ir_gb_month: 0.004,
+            glacier_ir_min_object_kib: 128.0,
+            get_per_1000: 0.0004,
+            put_glacier_ir_per_1000: 0.02,
+            batch_per_job: 0.25,
+            batch_per_million_tasks: 1.0,
+            lambda_gb_second: 0.0000166667,
+            lambda_per_million: 0.20,
         }
-        <Defaults as clap::Parser>::parse_from(["prices"]).prices
     }
 }
 
 /// The workload and how it is processed.
-#[derive(Debug, Clone, PartialEq, clap::Args, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Workload {
     /// New recorded minutes per month.
-    #[arg(long, default_value_t = 0.0)]
     pub minutes_per_month: f64,
     /// Size of a recorded minute in MB (Connect PCM 8 kHz stereo 16-bit: 1.92).
-    #[arg(long, default_value_t = 1.92)]
     pub mb_per_minute: f64,
     /// Converted size / original size (A-law mono 0.25; --downmix stereo 0.5).
-    #[arg(long, default_value_t = 0.25)]
     pub codec_ratio: f64,
     /// Days a recording stays as recorded before it is converted.
-    #[arg(long, default_value_t = 7.0)]
     pub delay_days: f64,
     /// Average recording length in minutes (objects per minute of audio; the 128 KiB minimum).
-    #[arg(long, default_value_t = 5.0)]
     pub minutes_per_recording: f64,
     /// Days the original stays as a noncurrent version after an in-place conversion (your lifecycle rule).
-    #[arg(long, default_value_t = 1.0)]
     pub noncurrent_days: f64,
     /// Existing archive to convert in the first month, in GB (or --from-summary).
-    #[arg(long, default_value_t = 0.0)]
     pub backlog_gb: f64,
     /// Batch Operations jobs per month (weekly: 4.35).
-    #[arg(long, default_value_t = 4.35)]
     pub jobs_per_month: f64,
     /// Lambda memory in MB.
-    #[arg(long, default_value_t = 512.0)]
     pub lambda_memory_mb: f64,
     /// Lambda seconds per minute of audio (transfer-bound; measure yours with `report`).
-    #[arg(long, default_value_t = 0.05)]
     pub lambda_seconds_per_minute: f64,
     /// Use this processing price per 1000 minutes instead of computing it from its parts.
-    #[arg(long)]
     pub processing_cost_per_1000_minutes: Option<f64>,
+}
+
+impl Default for Workload {
+    /// The Connect defaults: PCM 8 kHz stereo, A-law mono, a week's delay, weekly jobs.
+    fn default() -> Self {
+        Workload {
+            minutes_per_month: 0.0,
+            mb_per_minute: 1.92,
+            codec_ratio: 0.25,
+            delay_days: 7.0,
+            minutes_per_recording: 5.0,
+            noncurrent_days: 1.0,
+            backlog_gb: 0.0,
+            jobs_per_month: 4.35,
+            lambda_memory_mb: 512.0,
+            lambda_seconds_per_minute: 0.05,
+            processing_cost_per_1000_minutes: None,
+        }
+    }
 }
 
 /// One month of the projection.

@@ -1,22 +1,32 @@
-//! The operator's side: select recordings, write manifests, submit and follow Batch Operations
-//! jobs, read their reports. Data flows one way: select → manifest → job → report.
+//! The operator's side, in the order the data flows (select → manifest → job → report):
+//!
+//! 1. [`select`]: which recordings are due, by listing the day folders of a window or from an S3
+//!    Inventory report, through the filters; [`select::run`] writes the manifest for a
+//!    [`select::Selection`];
+//! 2. [`manifest`]: the strict CSV rows, split into parts, uploaded with their ETags, and the
+//!    summary beside them;
+//! 3. [`job`]: the job request ([`job::JobSpec`]) pinned to its manifest, the S3 Control calls
+//!    ([`job::control`]), and following it to its end ([`job::follow`]);
+//! 4. [`report`]: the completion report read back, summarised, re-driven;
+//! 5. [`run`]: all of it in one call; [`local`] starts the local engine and the embedded S3 for it
+//!    (feature `local`), and [`demo`] fills that S3 with synthetic recordings first.
+//!
+//! Beside the flow: [`estimate`] (what it costs and saves), [`schedule`] (the weekly job as a
+//! Lambda function), [`location`] (`s3://` or a local path), [`aws`] (the SDK clients), [`synth`]
+//! (synthetic Connect recordings). The CLI (`main.rs` and `cli/`) resolves its flags into these
+//! request types; nothing here knows about clap.
 
 pub mod aws;
-pub mod control;
+#[cfg(feature = "local")]
 pub mod demo;
-pub mod embedded_s3;
-pub mod engine;
 pub mod estimate;
-pub mod inventory;
 pub mod job;
-pub mod job_cmd;
-pub mod listing;
+#[cfg(feature = "local")]
+pub mod local;
 pub mod location;
 pub mod manifest;
 pub mod report;
-pub mod report_cmd;
-pub mod run_cmd;
+pub mod run;
 pub mod schedule;
 pub mod select;
-pub mod select_cmd;
 pub mod synth;

@@ -138,7 +138,7 @@ pub fn write_row(
     r: &Recording,
     raw_key: Option<&str>,
 ) -> std::io::Result<()> {
-    use batch_handler::schema::{encode_key, is_encoded_as_written};
+    use batch_contract::key::{encode_key, is_encoded_as_written};
     out.write_all(r.bucket.as_bytes())?;
     out.write_all(b",")?;
     match raw_key.filter(|k| is_encoded_as_written(k)) {

@@ -1,357 +1,387 @@
-//! S3 Batch Operations completion reports: the `manifest.json` commit marker and its result CSVs.
-//!
-//! The real rows put the HTTP status before the error code, unlike the `ReportSchema` string
-//! the service writes (`s3-batch-ops.md` §2.5), so the two columns are told apart by content: a
-//! three-digit number is the status. Every result file is checked against its MD5 before use.
+//! Completion reports from the operator's seat: read one (every file MD5-checked), summarise it
+//! from the handler's typed results, and turn its failed tasks into a retry manifest, or straight
+//! into a new job with the same settings (`redrive`).
 
-use md5::{Digest, Md5};
-use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
-/// The only report format the service writes.
-pub const REPORT_FORMAT: &str = "Report_CSV_20180820";
+use anyhow::{Context, bail};
+use serde::Serialize;
 
-/// `<prefix>/job-<id>/manifest.json`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct ReportManifest {
-    /// `Report_CSV_20180820`.
-    pub format: String,
-    /// ISO-8601 with milliseconds.
-    pub report_creation_date: String,
-    /// One entry per result file.
-    pub results: Vec<ReportFile>,
-    /// The declared (and misleading) column order.
-    pub report_schema: String,
+use crate::aws::AwsOptions;
+use batch_contract::report::{self, ReportManifest, ReportRow};
+use batch_contract::result::{Action, Summary};
+
+use crate::job::JobOptions;
+use crate::location::Location;
+
+/// What a report says, in totals.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ReportSummary {
+    /// Where the report manifest was read.
+    pub manifest: String,
+    /// Rows.
+    pub tasks: u64,
+    /// Succeeded rows.
+    pub succeeded: u64,
+    /// Failed rows.
+    pub failed: u64,
+    /// Succeeded rows whose handler result says `converted`.
+    pub converted: u64,
+    /// Succeeded rows whose handler result says `skipped`.
+    pub skipped: u64,
+    /// Original bytes of the converted recordings.
+    pub bytes_before: u64,
+    /// Their bytes after conversion.
+    pub bytes_after: u64,
+    /// Seconds of audio converted.
+    pub audio_seconds: f64,
+    /// Converted recordings whose header promised more audio than the object held (cut off).
+    pub cut_off: Vec<String>,
+    /// Failure reasons and how often each occurred, most frequent first.
+    pub failure_reasons: Vec<(String, u64)>,
+    /// Skip reasons.
+    pub skip_reasons: Vec<(String, u64)>,
 }
 
-/// One result CSV of a report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct ReportFile {
-    /// `succeeded` or `failed`.
-    pub task_execution_status: String,
-    /// Bucket name (not ARN).
-    pub bucket: String,
-    /// Hex MD5 of the CSV object.
-    #[serde(rename = "MD5Checksum")]
-    pub md5_checksum: String,
-    /// Full key of the CSV.
-    pub key: String,
-}
-
-/// Why a report cannot be read, naming the file and the row.
-#[derive(Debug, thiserror::Error)]
-pub enum ReportError {
-    /// `manifest.json` is not the documented JSON.
-    #[error("{file}: not a completion report manifest: {reason}")]
-    Manifest {
-        /// Where it came from.
-        file: String,
-        /// Parser message.
-        reason: String,
-    },
-    /// A result file's bytes do not match the manifest's MD5.
-    #[error("{file}: MD5 {actual} does not match the report manifest's {expected}")]
-    Md5 {
-        /// The CSV.
-        file: String,
-        /// From the manifest.
-        expected: String,
-        /// Computed.
-        actual: String,
-    },
-    /// A row that does not parse.
-    #[error("{file}: row {row}: {reason}")]
-    Row {
-        /// The CSV.
-        file: String,
-        /// 1-based row number.
-        row: usize,
-        /// What is wrong.
-        reason: String,
-    },
-}
-
-impl ReportManifest {
-    /// Parses `manifest.json`; `file` names it in errors.
-    pub fn parse(bytes: &[u8], file: &str) -> Result<Self, ReportError> {
-        let m: ReportManifest =
-            serde_json::from_slice(bytes).map_err(|e| ReportError::Manifest {
-                file: file.to_string(),
-                reason: e.to_string(),
-            })?;
-        if m.format != REPORT_FORMAT {
-            return Err(ReportError::Manifest {
-                file: file.to_string(),
-                reason: format!("Format is {:?}, expected {REPORT_FORMAT}", m.format),
-            });
-        }
-        Ok(m)
+impl ReportSummary {
+    /// Bytes saved.
+    pub fn saved(&self) -> u64 {
+        self.bytes_before.saturating_sub(self.bytes_after)
     }
 }
 
-/// Hex MD5 of `bytes`, as report and inventory manifests write it.
-pub fn md5_hex(bytes: &[u8]) -> String {
-    let mut hasher = Md5::new();
-    hasher.update(bytes);
-    finish_md5_hex(hasher)
-}
-
-/// Hex MD5 of what `hasher` was fed (a file hashed as it streamed by).
-pub fn finish_md5_hex(hasher: Md5) -> String {
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// Checks a result file against its manifest entry.
-pub fn verify(file: &ReportFile, bytes: &[u8]) -> Result<(), ReportError> {
-    let actual = md5_hex(bytes);
-    if actual.eq_ignore_ascii_case(&file.md5_checksum) {
-        Ok(())
-    } else {
-        Err(ReportError::Md5 {
-            file: file.key.clone(),
-            expected: file.md5_checksum.clone(),
-            actual,
-        })
-    }
-}
-
-/// One task's line of a result CSV.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ReportRow {
-    /// Bucket name.
-    pub bucket: String,
-    /// Key as written in the manifest (URL-encoded).
-    pub raw_key: String,
-    /// Version id; empty when the manifest had none.
-    pub version_id: String,
-    /// `succeeded` or `failed`.
-    pub status: String,
-    /// HTTP status, when the row has one.
-    pub http_status: Option<u16>,
-    /// `PermanentFailure`, `InvalidRequest`, ...; empty on success.
-    pub error_code: String,
-    /// The function's result string (or the service's message).
-    pub message: String,
-}
-
-impl ReportRow {
-    /// The decoded key (`+` is a space, then `%XX`), or the raw key if it does not decode.
-    pub fn key(&self) -> String {
-        batch_handler::schema::decode_key(&self.raw_key).unwrap_or_else(|_| self.raw_key.clone())
-    }
-
-    /// Whether the task failed.
-    pub fn failed(&self) -> bool {
-        self.status.eq_ignore_ascii_case("failed")
-    }
-}
-
-fn is_status(s: &str) -> bool {
-    s.len() == 3 && s.bytes().all(|b| b.is_ascii_digit())
-}
-
-fn is_task_status(s: &str) -> bool {
-    s.eq_ignore_ascii_case("succeeded") || s.eq_ignore_ascii_case("failed")
-}
-
-/// Parses a result CSV (no header, RFC 4180 quoting, LF or CRLF).
-pub fn parse_rows(bytes: &[u8], file: &str) -> Result<Vec<ReportRow>, ReportError> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(bytes);
-    let mut rows = Vec::new();
-    for (i, record) in reader.records().enumerate() {
-        let row = i + 1;
-        let err = |reason: String| ReportError::Row {
-            file: file.to_string(),
-            row,
-            reason,
-        };
-        let record = record.map_err(|e| err(e.to_string()))?;
-        let f: Vec<&str> = record.iter().collect();
-        if f.len() == 1 && f[0].is_empty() {
-            continue;
-        }
-        // Seven columns; the troubleshooting page also shows rows without the VersionId column.
-        let (version, rest) = match f.len() {
-            n if n >= 7 && is_task_status(f[3]) => (f[2], &f[3..]),
-            n if n >= 6 && is_task_status(f[2]) => ("", &f[2..]),
-            n => {
-                return Err(err(format!(
-                    "expected 7 fields (Bucket, Key, VersionId, TaskStatus, HTTPStatusCode, ErrorCode, ResultMessage), found {n}"
-                )));
-            }
-        };
-        let (status, a, b) = (rest[0], rest[1], rest[2]);
-        let (http, code) = match (is_status(a), is_status(b)) {
-            (true, _) => (Some(a), b),
-            (false, true) => (Some(b), a),
-            (false, false) if a.is_empty() && b.is_empty() => (None, ""),
-            _ => {
-                return Err(err(format!(
-                    "neither {a:?} nor {b:?} is an HTTP status code"
-                )));
-            }
-        };
-        rows.push(ReportRow {
-            bucket: f[0].to_string(),
-            raw_key: f[1].to_string(),
-            version_id: version.to_string(),
-            status: status.to_ascii_lowercase(),
-            http_status: http.map(|h| h.parse().expect("three digits")),
-            error_code: code.to_string(),
-            // A message with unquoted commas spills into more fields: put it back together.
-            message: rest[3..].join(","),
+/// Where `what` points: a job id, an S3 report manifest or prefix, or a local directory or file.
+async fn manifest_location(
+    what: &str,
+    opts: &JobOptions,
+    aws: &AwsOptions,
+) -> anyhow::Result<Location> {
+    if what.starts_with("s3://") {
+        let loc: Location = what.parse()?;
+        return Ok(if what.ends_with(".json") {
+            loc
+        } else {
+            loc.child("manifest.json")
         });
     }
-    Ok(rows)
+    let path = std::path::Path::new(what);
+    if path.exists() {
+        return Ok(Location::Local(if path.is_dir() {
+            path.join("manifest.json")
+        } else {
+            path.to_path_buf()
+        }));
+    }
+    let state = crate::job::status(what, opts, aws).await?;
+    let Some(report) = state.report else {
+        bail!("job {what} has no completion report (it was created with the report disabled)");
+    };
+    let loc: Location = report.parse()?;
+    Ok(loc.child(&format!("job-{}/manifest.json", state.job_id)))
+}
+
+fn result_location(manifest: &Location, file: &report::ReportFile) -> Location {
+    match manifest {
+        Location::S3 { .. } => Location::S3 {
+            bucket: file.bucket.clone(),
+            key: file.key.clone(),
+        },
+        Location::Local(p) => {
+            let dir = p.parent().unwrap_or(std::path::Path::new("."));
+            let name = file.key.rsplit('/').next().unwrap_or(&file.key);
+            let candidates = [
+                dir.join(&file.key),
+                dir.join("results").join(name),
+                dir.join(name),
+            ];
+            Location::Local(
+                candidates
+                    .iter()
+                    .find(|c| c.exists())
+                    .cloned()
+                    .unwrap_or_else(|| dir.join("results").join(name)),
+            )
+        }
+    }
+}
+
+/// Reads and checks every result file of a report.
+pub async fn read(
+    what: &str,
+    opts: &JobOptions,
+    aws: &AwsOptions,
+) -> anyhow::Result<(Location, Vec<ReportRow>)> {
+    let s3 = aws.s3().await;
+    let loc = manifest_location(what, opts, aws).await?;
+    let m = ReportManifest::parse(&loc.read(&s3).await?, &loc.to_string())?;
+    let mut rows = Vec::new();
+    for file in &m.results {
+        let at = result_location(&loc, file);
+        let bytes = at.read(&s3).await?;
+        report::verify(file, &bytes)?;
+        rows.extend(report::parse_rows(&bytes, &at.to_string())?);
+    }
+    Ok((loc, rows))
+}
+
+fn histogram(items: impl Iterator<Item = String>) -> Vec<(String, u64)> {
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    for i in items {
+        *counts.entry(i).or_default() += 1;
+    }
+    let mut v: Vec<(String, u64)> = counts.into_iter().collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    v
+}
+
+/// Totals of a report's rows.
+pub fn summarise(manifest: &Location, rows: &[ReportRow]) -> ReportSummary {
+    let mut s = ReportSummary {
+        manifest: manifest.to_string(),
+        tasks: rows.len() as u64,
+        ..Default::default()
+    };
+    let mut skips = Vec::new();
+    for r in rows {
+        if r.failed() {
+            s.failed += 1;
+            continue;
+        }
+        s.succeeded += 1;
+        let Some(v) = Summary::from_result_string(&r.message) else {
+            continue;
+        };
+        match v.action {
+            Action::Converted => {
+                s.converted += 1;
+                s.bytes_before += v.bytes_in;
+                s.bytes_after += v.bytes_out;
+                s.audio_seconds += v.duration_seconds;
+                if v.missing_bytes > 0 {
+                    s.cut_off.push(r.key());
+                }
+            }
+            Action::Skipped => {
+                s.skipped += 1;
+                skips.push(
+                    v.reason
+                        .as_deref()
+                        .unwrap_or("")
+                        .chars()
+                        .take(100)
+                        .collect(),
+                );
+            }
+        }
+    }
+    s.failure_reasons = histogram(rows.iter().filter(|r| r.failed()).map(|r| {
+        let msg: String = r.message.chars().take(160).collect();
+        if r.error_code.is_empty() {
+            msg
+        } else {
+            format!("{}: {msg}", r.error_code)
+        }
+    }));
+    s.skip_reasons = histogram(skips.into_iter());
+    s
+}
+
+/// The failed tasks as a manifest (keys decoded, then re-encoded strictly).
+pub fn retry_manifest(rows: &[ReportRow]) -> anyhow::Result<String> {
+    let failed: Vec<&ReportRow> = rows.iter().filter(|r| r.failed()).collect();
+    let with_versions = failed.iter().filter(|r| !r.version_id.is_empty()).count();
+    if with_versions != 0 && with_versions != failed.len() {
+        bail!(
+            "the failed tasks mix rows with and without version ids; a manifest has them on every row or on none"
+        );
+    }
+    let mut out = String::new();
+    for r in failed {
+        let key = batch_contract::key::decode_key(&r.raw_key)
+            .with_context(|| format!("report row for {:?}", r.raw_key))?;
+        out += &crate::manifest::row(&crate::select::Recording {
+            bucket: r.bucket.clone(),
+            key,
+            version_id: (!r.version_id.is_empty()).then(|| r.version_id.clone()),
+            size: 0,
+            last_modified: None,
+            storage_class: String::new(),
+        });
+    }
+    Ok(out)
+}
+
+/// What `redrive` did.
+#[derive(Debug, Serialize)]
+pub struct Redriven {
+    /// The job whose failures were re-driven.
+    pub from_job: String,
+    /// Failed tasks put in the retry manifest.
+    pub tasks: usize,
+    /// The retry manifest.
+    pub manifest: String,
+    /// The new job (absent on a dry run or with nothing to re-drive).
+    pub job_id: Option<String>,
+}
+
+/// `redrive JOB`: report → retry manifest → a new job with the first job's settings.
+pub async fn redrive(
+    job_id: &str,
+    retry: &Location,
+    dry_run: bool,
+    opts: &JobOptions,
+    aws: &AwsOptions,
+) -> anyhow::Result<Redriven> {
+    let (_, rows) = read(job_id, opts, aws).await?;
+    let text = retry_manifest(&rows)?;
+    let tasks = text.lines().count();
+    let mut done = Redriven {
+        from_job: job_id.to_string(),
+        tasks,
+        manifest: retry.to_string(),
+        job_id: None,
+    };
+    if tasks == 0 {
+        return Ok(done);
+    }
+    let state = crate::job::status(job_id, opts, aws).await?;
+    let Some(mut job) = state.definition else {
+        bail!(
+            "job {job_id}: its operation is not LambdaInvoke; cannot re-drive it with the same settings"
+        );
+    };
+    let arn = retry.object_arn()?;
+    if dry_run {
+        return Ok(done);
+    }
+    let s3 = aws.s3().await;
+    let etag = retry
+        .write(&s3, text.clone().into_bytes(), "text/csv")
+        .await?
+        .context("the retry manifest has no ETag")?;
+    let versioned = text
+        .lines()
+        .next()
+        .is_some_and(|l| l.split(',').count() == 3);
+    job.manifest = Some(batch_contract::job::Manifest {
+        spec: batch_contract::job::ManifestSpec {
+            format: batch_contract::job::MANIFEST_FORMATS[0].into(),
+            fields: Some(if versioned {
+                vec!["Bucket".into(), "Key".into(), "VersionId".into()]
+            } else {
+                vec!["Bucket".into(), "Key".into()]
+            }),
+        },
+        location: batch_contract::job::ManifestLocation {
+            object_arn: arn,
+            object_version_id: None,
+            etag,
+        },
+    });
+    job.description = Some(format!("re-drive of {job_id}").chars().take(256).collect());
+    job.confirmation_required = Some(false);
+    let problems = job.problems();
+    if !problems.is_empty() {
+        bail!(
+            "the re-drive job is not valid, nothing submitted: {}",
+            problems.join("; ")
+        );
+    }
+    let (client, account) = opts.client_and_account(aws).await?;
+    done.job_id = Some(crate::job::control::create(&client, &account, &job, &[]).await?);
+    Ok(done)
+}
+
+/// Human-readable report summary.
+pub fn print(s: &ReportSummary) {
+    let mb = |b: u64| b as f64 / 1e6;
+    println!("report {}", s.manifest);
+    println!(
+        "tasks {}: {} succeeded ({} converted, {} skipped), {} failed",
+        s.tasks, s.succeeded, s.converted, s.skipped, s.failed
+    );
+    if s.converted > 0 {
+        println!(
+            "converted {:.1} h of audio: {:.1} MB -> {:.1} MB, saved {:.1} MB ({:.0} %)",
+            s.audio_seconds / 3600.0,
+            mb(s.bytes_before),
+            mb(s.bytes_after),
+            mb(s.saved()),
+            100.0 * s.saved() as f64 / s.bytes_before.max(1) as f64
+        );
+    }
+    for key in &s.cut_off {
+        println!("  cut off: {key} ended before its WAV header said; converted what it holds");
+    }
+    for (reason, n) in &s.failure_reasons {
+        println!("  failed {n:>7}  {reason}");
+    }
+    for (reason, n) in &s.skip_reasons {
+        println!("  skipped {n:>6}  {reason}");
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// F10 (`s3-batch-ops.md` §10).
-    const F10: &str = r#"{
-      "Format": "Report_CSV_20180820",
-      "ReportCreationDate": "2019-04-05T17:48:39.725Z",
-      "Results": [
-        {"TaskExecutionStatus": "succeeded", "Bucket": "my-job-reports", "MD5Checksum": "83b1c4cbe93fc893f54053697e10fd6e",
-         "Key": "job-f8fb9d89-a3aa-461d-bddc-ea6a1b131955/results/6217b0fab0de85c408b4be96aeaca9b195a7daa5.csv"},
-        {"TaskExecutionStatus": "failed", "Bucket": "my-job-reports", "MD5Checksum": "22ee037f3515975f7719699e5c416eaa",
-         "Key": "job-f8fb9d89-a3aa-461d-bddc-ea6a1b131955/results/b2ddad417e94331e9f37b44f1faf8c7ed5873f2e.csv"}
-      ],
-      "ReportSchema": "Bucket, Key, VersionId, TaskStatus, ErrorCode, HTTPStatusCode, ResultMessage"
-    }"#;
+    fn rows(csv: &str) -> Vec<ReportRow> {
+        report::parse_rows(csv.as_bytes(), "r.csv").unwrap()
+    }
 
     #[test]
-    fn f10_report_manifest() {
-        let m = ReportManifest::parse(F10.as_bytes(), "manifest.json").unwrap();
-        assert_eq!(m.results.len(), 2);
-        assert_eq!(m.results[0].task_execution_status, "succeeded");
-        assert_eq!(m.results[1].task_execution_status, "failed");
+    fn totals_and_histograms_from_handler_results() {
+        let conv =
+            r#"{"action":"converted","bytesIn":4000,"bytesOut":1000,"durationSeconds":60.0}"#
+                .replace('"', "\"\"");
+        let skip =
+            r#"{"action":"skipped","reason":"already converted (tag converted=true)","bytesIn":9}"#
+                .replace('"', "\"\"");
+        let csv = format!(
+            "b,a.wav,,succeeded,200,,\"{conv}\"\nb,b.wav,,succeeded,200,,\"{conv}\"\nb,c.wav,,succeeded,200,,\"{skip}\"\n\
+             b,d+e.wav,,failed,200,PermanentFailure,not a WAV file\nb,f.wav,,failed,200,PermanentFailure,not a WAV file\n\
+             b,g%3A.wav,,failed,200,TemporaryFailure,reading the object: timed out\n"
+        );
+        let r = rows(&csv);
+        let s = summarise(&"s3://r/job-1/manifest.json".parse().unwrap(), &r);
         assert_eq!(
-            m.results[1].md5_checksum,
-            "22ee037f3515975f7719699e5c416eaa"
+            (s.tasks, s.succeeded, s.failed, s.converted, s.skipped),
+            (6, 3, 3, 2, 1)
+        );
+        assert_eq!(
+            (s.bytes_before, s.bytes_after, s.saved()),
+            (8000, 2000, 6000)
+        );
+        assert_eq!(s.audio_seconds, 120.0);
+        assert_eq!(
+            s.failure_reasons[0],
+            ("PermanentFailure: not a WAV file".to_string(), 2)
+        );
+        assert_eq!(
+            s.skip_reasons,
+            vec![("already converted (tag converted=true)".to_string(), 1)]
+        );
+        assert_eq!(
+            retry_manifest(&r).unwrap(),
+            "b,d%20e.wav\nb,f.wav\nb,g%3A.wav\n",
+            "form-decoded, strictly re-encoded"
+        );
+    }
+
+    #[test]
+    fn retry_manifest_keeps_versions_and_refuses_a_mix() {
+        assert_eq!(
+            retry_manifest(&rows("b,k.wav,v1,failed,200,PermanentFailure,x\n")).unwrap(),
+            "b,k.wav,v1\n"
+        );
+        let mixed = rows(
+            "b,k.wav,v1,failed,200,PermanentFailure,x\nb,j.wav,,failed,200,PermanentFailure,x\n",
         );
         assert!(
-            m.results[0]
-                .key
-                .ends_with("6217b0fab0de85c408b4be96aeaca9b195a7daa5.csv")
-        );
-        let bad = F10.replace("Report_CSV_20180820", "Report_CSV_2099");
-        assert!(
-            ReportManifest::parse(bad.as_bytes(), "m.json")
+            retry_manifest(&mixed)
                 .unwrap_err()
                 .to_string()
-                .contains("expected Report_CSV_20180820")
+                .contains("mix rows")
         );
-        assert!(
-            ReportManifest::parse(b"{", "reports/job-1/manifest.json")
-                .unwrap_err()
-                .to_string()
-                .starts_with("reports/job-1/manifest.json: not a completion report manifest")
-        );
-    }
-
-    #[test]
-    fn f11_report_rows_by_content() {
-        let csv = concat!(
-            "amzn-s3-demo-bucket1,image_14975,,failed,200,PermanentFailure,\"Lambda returned function error: {\"\"errorMessage\"\":\"\"2019-04-05T17:35:21.155Z 2845ca0d-38d9-4c4b-abcf-379dc749c452 Task timed out after 3.00 seconds\"\"}\"\n",
-            "BUCKET_NAME,prefix/file_name,failed,400,InvalidRequest,Task failed due to missing VersionId\r\n",
-            "amzn-s3-demo-bucket1,image_17775,,succeeded,200,,converted to A-law 8 kHz mono\n",
-            "b,k%20ey,v1,failed,PermanentFailure,200,declared order\n",
-        );
-        let rows = parse_rows(csv.as_bytes(), "r.csv").unwrap();
-        assert_eq!(rows.len(), 4);
-        let r = &rows[0];
-        assert_eq!(
-            (
-                r.bucket.as_str(),
-                r.raw_key.as_str(),
-                r.version_id.as_str(),
-                r.status.as_str()
-            ),
-            ("amzn-s3-demo-bucket1", "image_14975", "", "failed")
-        );
-        assert_eq!(
-            (r.http_status, r.error_code.as_str()),
-            (Some(200), "PermanentFailure")
-        );
-        assert_eq!(
-            r.message,
-            "Lambda returned function error: {\"errorMessage\":\"2019-04-05T17:35:21.155Z 2845ca0d-38d9-4c4b-abcf-379dc749c452 Task timed out after 3.00 seconds\"}"
-        );
-        assert_eq!(
-            (
-                rows[1].raw_key.as_str(),
-                rows[1].http_status,
-                rows[1].error_code.as_str()
-            ),
-            ("prefix/file_name", Some(400), "InvalidRequest")
-        );
-        assert_eq!(rows[1].message, "Task failed due to missing VersionId");
-        assert!(!rows[2].failed());
-        assert_eq!(
-            (rows[2].error_code.as_str(), rows[2].message.as_str()),
-            ("", "converted to A-law 8 kHz mono")
-        );
-        assert_eq!(
-            (
-                rows[3].http_status,
-                rows[3].error_code.as_str(),
-                rows[3].key()
-            ),
-            (Some(200), "PermanentFailure", "k ey".to_string())
-        );
-    }
-
-    #[test]
-    fn handler_json_results_survive_the_csv() {
-        let json = r#"{"action":"converted","bytesIn":10,"bytesOut":3}"#;
-        let line = format!("b,k,,succeeded,200,,\"{}\"\n", json.replace('"', "\"\""));
-        let rows = parse_rows(line.as_bytes(), "r.csv").unwrap();
-        assert_eq!(rows[0].message, json);
-        // Unquoted commas in a message are put back together.
-        let rows = parse_rows(b"b,k,,failed,200,PermanentFailure,a, b, c\n", "r.csv").unwrap();
-        assert_eq!(rows[0].message, "a, b, c");
-    }
-
-    #[test]
-    fn bad_rows_name_the_file_and_row() {
-        let e = parse_rows(b"b,k,,succeeded,200,,ok\nb,k\n", "results/x.csv")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.starts_with("results/x.csv: row 2: expected 7 fields"),
-            "{e}"
-        );
-        let e = parse_rows(b"b,k,,failed,abc,def,msg\n", "x.csv")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("row 1: neither \"abc\" nor \"def\" is an HTTP status code"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn md5_is_checked() {
-        let f = ReportFile {
-            task_execution_status: "failed".into(),
-            bucket: "b".into(),
-            md5_checksum: md5_hex(b"abc"),
-            key: "job-1/results/a.csv".into(),
-        };
-        assert_eq!(f.md5_checksum, "900150983cd24fb0d6963f7d28e17f72");
-        verify(&f, b"abc").unwrap();
-        let e = verify(&f, b"abd").unwrap_err().to_string();
-        assert!(e.starts_with("job-1/results/a.csv: MD5 "), "{e}");
     }
 }

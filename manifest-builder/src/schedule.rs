@@ -10,9 +10,9 @@ use chrono::{DateTime, NaiveDate};
 use serde_json::{Value, json};
 
 use crate::aws::AwsOptions;
-use crate::job_cmd::{self, JobOptions, SubmitArgs};
+use crate::job::{self, JobOptions, JobSpec};
 use crate::location::Location;
-use crate::select_cmd::{self, ManifestArgs};
+use crate::select::{self, Selection};
 
 /// The function's configuration, from its environment.
 #[derive(Debug, Clone, PartialEq)]
@@ -171,36 +171,18 @@ pub async fn run_window(
         seen["alreadySubmitted"] = json!(true);
         return Ok(seen);
     }
-    #[derive(clap::Parser)]
-    struct Wrap {
-        #[command(flatten)]
-        args: ManifestArgs,
-    }
     let output = cfg.manifests.child(&format!("{name}.csv"));
-    let (from_s, to_s, min, out) = (
-        from.to_string(),
-        to.to_string(),
-        cfg.min_size.to_string(),
-        output.to_string(),
-    );
-    let select = <Wrap as clap::Parser>::try_parse_from([
-        "manifest",
-        "--bucket",
-        &cfg.bucket,
-        "--prefix",
-        &cfg.prefix,
-        "--from",
-        &from_s,
-        "--to",
-        &to_s,
-        "--min-size",
-        &min,
-        "--output",
-        &out,
-    ])
-    .map_err(|e| anyhow::anyhow!("{e}"))?
-    .args;
-    let summary = select_cmd::run(&select, aws).await?;
+    let (from_s, to_s, out) = (from.to_string(), to.to_string(), output.to_string());
+    let select = Selection {
+        bucket: Some(cfg.bucket.clone()),
+        prefix: cfg.prefix.clone(),
+        from: Some(from),
+        to: Some(to),
+        min_size: cfg.min_size,
+        output: Some(output.clone()),
+        ..Selection::default()
+    };
+    let summary = select::run(&select, aws).await?;
     let mut answer = json!({
         "window": {"from": from_s, "to": to_s},
         "selected": summary.objects,
@@ -219,36 +201,21 @@ pub async fn run_window(
             summary.manifests.len()
         );
     }
-    let submit = SubmitArgs {
+    let submit = JobSpec {
         manifest: Some(output),
-        inventory: None,
-        generate: false,
-        source_bucket: None,
-        source_prefix: None,
-        older_than: None,
-        created_after: None,
-        created_before: None,
-        suffix: ".wav".into(),
         min_size: cfg.min_size,
-        generator_storage_classes: Vec::new(),
-        manifest_output: None,
         function_arn: cfg.function_arn.clone(),
         role_arn: cfg.role_arn.clone(),
         report: Some(cfg.report.clone()),
-        report_scope: "all".into(),
         user_args: cfg.user_args.clone(),
-        schema_version: "2.0".into(),
-        priority: 10,
         description: Some(format!("shrink recordings {from}..{to}")),
-        tags: Vec::new(),
-        confirmation_required: false,
-        dry_run: false,
+        ..JobSpec::default()
     };
     let mut jobs = jobs.clone();
     if jobs.account_id.is_none() {
         jobs.account_id = cfg.account_id.clone();
     }
-    let submitted = job_cmd::submit(&submit, &jobs, aws).await?;
+    let submitted = job::submit(&submit, &jobs, aws).await?;
     answer["jobId"] = json!(submitted.job_id);
     let Location::S3 { bucket, key } = &marker else {
         unreachable!("checked in Config")
@@ -263,9 +230,11 @@ pub async fn run_window(
         .send()
         .await;
     if let Err(e) = written {
-        let e = aws_sdk_s3::Error::from(e);
-        if !format!("{e:?}").contains("PreconditionFailed") {
-            return Err(e).with_context(|| format!("writing {marker}"));
+        // 412: the marker exists (another run wrote it first); 409: a concurrent conditional
+        // write is in progress. Anything else is a failure.
+        let status = e.raw_response().map(|r| r.status().as_u16());
+        if !matches!(status, Some(412 | 409)) {
+            return Err(aws_sdk_s3::Error::from(e)).with_context(|| format!("writing {marker}"));
         }
         tracing::info!(%marker, "another run recorded the window first");
     }

@@ -14,8 +14,8 @@ use aws_sdk_s3control::types::{
     JobOperation, JobReport, JobStatus, LambdaInvokeOperation, RequestedJobStatus,
 };
 use e2e_tests::*;
-use manifest_builder::engine::invoke::{InProcess, InvokeError, Invoker};
-use manifest_builder::engine::{self, Engine, api::Endpoint};
+use local_batch::engine::invoke::{InProcess, InvokeError, Invoker};
+use local_batch::engine::{self, Engine, api::Endpoint};
 use serde_json::{Value, json};
 
 const ACCOUNT: &str = "123456789012";
@@ -60,7 +60,7 @@ async fn start(
     let api = engine::api::serve(eng.clone(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
-    let control = manifest_builder::control::client(&shared(), Some(&api.url));
+    let control = manifest_builder::job::control::client(&shared(), Some(&api.url));
     (eng, api, control)
 }
 
@@ -97,7 +97,7 @@ async fn recordings(s3: &Client, bucket: &str, n: usize, broken: usize) -> Strin
     for k in &keys {
         rows.push_str(&format!(
             "{bucket},{}\n",
-            batch_handler::schema::encode_key(k)
+            batch_contract::key::encode_key(k)
         ));
     }
     put(s3, bucket, "manifests/m.csv", rows.into_bytes()).await
@@ -219,7 +219,7 @@ async fn report_rows(
     s3: &Client,
     bucket: &str,
     id: &str,
-) -> Vec<manifest_builder::report::ReportRow> {
+) -> Vec<batch_contract::report::ReportRow> {
     report_rows_at(s3, bucket, "reports", id).await
 }
 
@@ -228,13 +228,13 @@ async fn report_rows_at(
     bucket: &str,
     prefix: &str,
     id: &str,
-) -> Vec<manifest_builder::report::ReportRow> {
+) -> Vec<batch_contract::report::ReportRow> {
     let loc = manifest_builder::location::Location::S3 {
         bucket: bucket.to_string(),
         key: format!("{prefix}/job-{id}/manifest.json"),
     };
     let m =
-        manifest_builder::report::ReportManifest::parse(&loc.read(s3).await.unwrap(), "m").unwrap();
+        batch_contract::report::ReportManifest::parse(&loc.read(s3).await.unwrap(), "m").unwrap();
     let mut rows = Vec::new();
     for f in &m.results {
         let at = manifest_builder::location::Location::S3 {
@@ -242,11 +242,11 @@ async fn report_rows_at(
             key: f.key.clone(),
         };
         let bytes = at.read(s3).await.unwrap();
-        manifest_builder::report::verify(f, &bytes).unwrap();
+        batch_contract::report::verify(f, &bytes).unwrap();
         assert!(f.key.starts_with(&format!("{prefix}/job-{id}/results/")));
         let name = f.key.rsplit('/').next().unwrap();
         assert_eq!(name.len(), 44, "{name}: 40 hex digits + .csv");
-        rows.extend(manifest_builder::report::parse_rows(&bytes, &f.key).unwrap());
+        rows.extend(batch_contract::report::parse_rows(&bytes, &f.key).unwrap());
     }
     rows
 }
@@ -816,10 +816,7 @@ async fn the_built_bootstrap_runs_a_job_under_cargo_lambda_watch() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let url = format!("http://127.0.0.1:{port}");
-    let lambda = Arc::new(manifest_builder::engine::invoke::LambdaApi::new(
-        &shared(),
-        &url,
-    ));
+    let lambda = Arc::new(local_batch::engine::invoke::LambdaApi::new(&shared(), &url));
     // The first invocation starts (and, if needed, builds) the function: time it alone.
     let probe = Instant::now();
     let warm = lambda
@@ -920,7 +917,7 @@ async fn serve_starts_the_embedded_s3_and_the_engine_for_other_clients() {
     let handler = batch_handler::Handler::new(s3.clone(), settings);
     let event = event_v2(
         "calls",
-        &[(batch_handler::schema::encode_key(key).as_str(), None)],
+        &[(batch_contract::key::encode_key(key).as_str(), None)],
         json!({"destPrefix": "converted/"}),
     );
     let first = serde_json::to_value(handler.handle(&event, None).await).unwrap();
@@ -981,7 +978,7 @@ async fn serve_starts_the_embedded_s3_and_the_engine_for_other_clients() {
     // In place on the (unversioned) embedded S3 is refused, naming the reason.
     let in_place = event_v2(
         "calls",
-        &[(batch_handler::schema::encode_key(key).as_str(), None)],
+        &[(batch_contract::key::encode_key(key).as_str(), None)],
         json!({}),
     );
     let refused = serde_json::to_value(handler.handle(&in_place, None).await).unwrap();
@@ -1009,7 +1006,7 @@ async fn serve_starts_the_embedded_s3_and_the_engine_for_other_clients() {
 
     // The engine answers the S3 Control API at the printed endpoint.
     let control =
-        manifest_builder::control::client(&shared(), ep["s3control_endpoint_url"].as_str());
+        manifest_builder::job::control::client(&shared(), ep["s3control_endpoint_url"].as_str());
     let jobs = control
         .list_jobs()
         .account_id(ep["account_id"].as_str().unwrap())
@@ -1212,7 +1209,7 @@ async fn generator_and_inventory_jobs_run_on_the_engine() {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     std::io::Write::write_all(&mut gz, rows.as_bytes()).unwrap();
     let gz = gz.finish().unwrap();
-    let md5 = manifest_builder::report::md5_hex(&gz);
+    let md5 = batch_contract::md5::md5_hex(&gz);
     put(&s3, &bucket, "inventory/data/1.csv.gz", gz.clone()).await;
     let manifest = json!({
         "sourceBucket": bucket, "destinationBucket": format!("arn:aws:s3:::{bucket}"),

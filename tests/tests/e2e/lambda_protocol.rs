@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_s3::primitives::ByteStream;
-use batch_handler::schema::encode_key;
+use batch_contract::key::encode_key;
 use bytes::Bytes;
 use e2e_tests::*;
 use http_body_util::{BodyExt, Full};

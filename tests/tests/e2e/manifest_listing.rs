@@ -4,8 +4,8 @@
 use std::process::Command;
 
 use aws_sdk_s3::primitives::ByteStream;
+use batch_contract::event::ResultCode;
 use batch_handler::Handler;
-use batch_handler::schema::ResultCode;
 use batch_handler::settings::Settings;
 use e2e_tests::*;
 use futures::StreamExt;
@@ -157,7 +157,7 @@ async fn listing_by_day_prefixes_writes_a_versioned_manifest_the_handler_reads_b
     );
     let keys: Vec<String> = rows
         .iter()
-        .map(|r| batch_handler::schema::decode_key(r[1]).unwrap())
+        .map(|r| batch_contract::key::decode_key(r[1]).unwrap())
         .collect();
     for k in busy.iter().chain(odd.iter()) {
         assert!(keys.contains(k), "{k} missing");
@@ -445,7 +445,7 @@ async fn inventory_csv_gz_all_versions_with_md5_checks_and_clear_errors() {
     for (i, text) in [file1, file2].iter().enumerate() {
         let body = gz(text);
         let key = format!("inv/{src}/all/data/part-{i}.csv.gz");
-        files.push(json!({"key": key, "size": body.len(), "MD5checksum": manifest_builder::report::md5_hex(&body)}));
+        files.push(json!({"key": key, "size": body.len(), "MD5checksum": batch_contract::md5::md5_hex(&body)}));
         s3.put_object()
             .bucket(&inv_bucket)
             .key(&key)
@@ -514,7 +514,7 @@ async fn inventory_csv_gz_all_versions_with_md5_checks_and_clear_errors() {
         .await
         .unwrap();
     let mut bad_row = manifest.clone();
-    bad_row["files"] = json!([{"key": "bad/short.csv.gz", "size": short.len(), "MD5checksum": manifest_builder::report::md5_hex(&short)}]);
+    bad_row["files"] = json!([{"key": "bad/short.csv.gz", "size": short.len(), "MD5checksum": batch_contract::md5::md5_hex(&short)}]);
     put_manifest(&bad_row, "bad/row/manifest.json").await;
     s3.put_object()
         .bucket(&inv_bucket)
@@ -658,7 +658,7 @@ async fn orc_and_parquet_inventories_give_the_same_manifest() {
             .unwrap();
         let manifest = json!({"sourceBucket": "amazon-connect-0123456789ab", "destinationBucket": format!("arn:aws:s3:::{bucket}"), "version": "2016-11-30",
             "creationTimestamp": "1706403600000", "fileFormat": format, "fileSchema": schema,
-            "files": [{"key": key, "size": bytes.len(), "MD5checksum": manifest_builder::report::md5_hex(&bytes)}]});
+            "files": [{"key": key, "size": bytes.len(), "MD5checksum": batch_contract::md5::md5_hex(&bytes)}]});
         let mkey = format!("inv/{format}/manifest.json");
         s3.put_object()
             .bucket(&bucket)

@@ -469,7 +469,7 @@ async fn submit_follow_confirm_cancel_through_s3control() {
             .send()
             .await
             .unwrap();
-        results.push(serde_json::json!({"TaskExecutionStatus": status, "Bucket": bucket, "MD5Checksum": manifest_builder::report::md5_hex(body.as_bytes()), "Key": key}));
+        results.push(serde_json::json!({"TaskExecutionStatus": status, "Bucket": bucket, "MD5Checksum": batch_contract::md5::md5_hex(body.as_bytes()), "Key": key}));
     }
     let report_manifest = serde_json::json!({"Format": "Report_CSV_20180820", "ReportCreationDate": "2026-11-23T12:00:00.000Z", "Results": results,
         "ReportSchema": "Bucket, Key, VersionId, TaskStatus, ErrorCode, HTTPStatusCode, ResultMessage"});

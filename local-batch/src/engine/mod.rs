@@ -6,6 +6,7 @@
 pub mod api;
 mod completion;
 pub mod invoke;
+pub mod retry;
 pub mod source;
 pub mod store;
 pub mod xml;
@@ -19,8 +20,11 @@ use std::time::Duration;
 use futures::StreamExt;
 use serde_json::{Value, json};
 
-use crate::job::CreateJob;
+use batch_contract::event::{Answer, OutgoingTask, answer};
+use batch_contract::job::CreateJob;
 use invoke::{InvokeError, Invoker};
+use retry::EngineError;
+pub use store::JobStatus;
 use store::{JobRecord, Store, Task, TaskOutcome};
 
 /// Tasks that must have run before the failure-rate rule applies.
@@ -109,10 +113,6 @@ fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-fn is_terminal(status: &str) -> bool {
-    matches!(status, "Complete" | "Failed" | "Cancelled")
-}
-
 impl Engine {
     /// Opens the store and takes over its jobs (call [`Engine::resume`] to run the unfinished ones).
     pub fn open(
@@ -129,8 +129,8 @@ impl Engine {
                 succeeded: outcomes.len() as u64 - failed,
                 failed,
                 stop: Arc::new(AtomicBool::new(matches!(
-                    record.status.as_str(),
-                    "Cancelling" | "Failing"
+                    record.status,
+                    JobStatus::Cancelling | JobStatus::Failing
                 ))),
                 running: false,
                 record,
@@ -156,7 +156,9 @@ impl Engine {
         let ids: Vec<String> = {
             let jobs = self.inner.jobs.lock().expect("jobs");
             jobs.values()
-                .filter(|l| !is_terminal(&l.record.status) && l.record.status != "Suspended")
+                .filter(|l| {
+                    !l.record.status.is_terminal() && l.record.status != JobStatus::Suspended
+                })
                 .map(|l| l.record.id.clone())
                 .collect()
         };
@@ -192,8 +194,8 @@ impl Engine {
                 finish(
                     &inner,
                     &id,
-                    "Failed",
-                    Some(("InternalError".into(), reason)),
+                    JobStatus::Failed,
+                    Some(("InternalError".into(), reason.to_string())),
                 )
                 .await;
             }
@@ -259,7 +261,7 @@ impl Engine {
         if let Some(m) = &request.manifest {
             let etag = source::manifest_etag(&self.inner.s3, &m.location)
                 .await
-                .map_err(bad)?;
+                .map_err(|e| bad(e.to_string()))?;
             if etag != m.location.etag.trim_matches('"') {
                 return Err(bad(format!(
                     "The ETag of the manifest {} is {etag}, not {}",
@@ -273,7 +275,7 @@ impl Engine {
             priority: request.priority,
             request,
             fingerprint,
-            status: "New".into(),
+            status: JobStatus::New,
             status_update_reason: None,
             failure_reasons: Vec::new(),
             created: now(),
@@ -339,7 +341,9 @@ impl Engine {
         let mut all: Vec<&Live> = jobs
             .values()
             .filter(|l| l.record.account == account)
-            .filter(|l| statuses.is_empty() || statuses.contains(&l.record.status))
+            .filter(|l| {
+                statuses.is_empty() || statuses.iter().any(|s| s == l.record.status.as_str())
+            })
             .collect();
         all.sort_by(|a, b| {
             b.record
@@ -358,7 +362,7 @@ impl Engine {
                     "Description": l.record.request.description,
                     "Operation": "LambdaInvoke",
                     "Priority": l.record.priority,
-                    "Status": l.record.status,
+                    "Status": l.record.status.as_str(),
                     "CreationTime": l.record.created,
                     "TerminationDate": l.record.terminated,
                     "ProgressSummary": progress(l),
@@ -380,7 +384,7 @@ impl Engine {
         requested: &str,
         reason: Option<String>,
     ) -> Result<Value, ApiError> {
-        let conflict = |status: &str| {
+        let conflict = |status: JobStatus| {
             ApiError::new(
                 400,
                 "JobStatusException",
@@ -393,23 +397,24 @@ impl Engine {
             Nothing,
         }
         let (then, record) = self.with_job(account, id, |l| {
-            let status = l.record.status.clone();
-            let then = match (requested, status.as_str()) {
-                ("Ready", "Suspended") => {
-                    l.record.status = "Ready".into();
+            let status = l.record.status;
+            use JobStatus::*;
+            let then = match (requested, status) {
+                ("Ready", Suspended) => {
+                    l.record.status = Ready;
                     Then::Run
                 }
-                ("Cancelled", "New" | "Suspended" | "Ready") if !l.running => {
+                ("Cancelled", New | Suspended | Ready) if !l.running => {
                     l.stop.store(true, Ordering::SeqCst);
-                    l.record.status = "Cancelling".into();
+                    l.record.status = Cancelling;
                     Then::Finish
                 }
-                ("Cancelled", s) if !is_terminal(s) && s != "Failing" => {
+                ("Cancelled", s) if !s.is_terminal() && s != Failing => {
                     l.stop.store(true, Ordering::SeqCst);
-                    l.record.status = "Cancelling".into();
+                    l.record.status = Cancelling;
                     Then::Nothing
                 }
-                ("Ready" | "Cancelled", _) => return Err(conflict(&status)),
+                ("Ready" | "Cancelled", _) => return Err(conflict(status)),
                 _ => {
                     return Err(ApiError::new(
                         400,
@@ -427,10 +432,10 @@ impl Engine {
             .map_err(|e| ApiError::new(500, "InternalServiceException", e.to_string()))?;
         match then {
             Then::Run => self.spawn(id.to_string()),
-            Then::Finish => finish(&self.inner, id, "Cancelled", None).await,
+            Then::Finish => finish(&self.inner, id, JobStatus::Cancelled, None).await,
             Then::Nothing => {}
         }
-        let status = self.with_job(account, id, |l| l.record.status.clone())?;
+        let status = self.with_job(account, id, |l| l.record.status.as_str())?;
         Ok(json!({"JobId": id, "Status": status, "StatusUpdateReason": reason}))
     }
 
@@ -492,7 +497,7 @@ fn descriptor(l: &Live, region: &str) -> Value {
         "ConfirmationRequired": r.request.confirmation_required.unwrap_or(false),
         "Description": r.request.description,
         "JobArn": format!("arn:aws:s3:{region}:{}:job/{}", r.account, r.id),
-        "Status": r.status,
+        "Status": r.status.as_str(),
         "Manifest": r.request.manifest,
         "Operation": r.request.operation,
         "Priority": r.priority,
@@ -513,30 +518,41 @@ fn descriptor(l: &Live, region: &str) -> Value {
     })
 }
 
-fn set_status(inner: &Inner, id: &str, status: &str) -> Result<JobRecord, String> {
+fn set_status(inner: &Inner, id: &str, status: JobStatus) -> Result<JobRecord, EngineError> {
     let record = {
         let mut jobs = inner.jobs.lock().expect("jobs");
-        let l = jobs.get_mut(id).ok_or("job vanished")?;
-        l.record.status = status.to_string();
+        let l = jobs
+            .get_mut(id)
+            .ok_or_else(|| EngineError::Vanished(id.to_string()))?;
+        l.record.status = status;
         match status {
-            "Suspended" => l.record.suspended = Some(now()),
-            "Active" if l.record.active_since.is_none() => l.record.active_since = Some(now()),
+            JobStatus::Suspended => l.record.suspended = Some(now()),
+            JobStatus::Active if l.record.active_since.is_none() => {
+                l.record.active_since = Some(now())
+            }
             _ => {}
         }
         l.record.clone()
     };
-    inner.store.save(&record).map_err(|e| e.to_string())?;
+    inner.store.save(&record)?;
     Ok(record)
 }
 
-fn snapshot(inner: &Inner, id: &str) -> Result<(JobRecord, Arc<AtomicBool>), String> {
+fn snapshot(inner: &Inner, id: &str) -> Result<(JobRecord, Arc<AtomicBool>), EngineError> {
     let jobs = inner.jobs.lock().expect("jobs");
-    let l = jobs.get(id).ok_or("job vanished")?;
+    let l = jobs
+        .get(id)
+        .ok_or_else(|| EngineError::Vanished(id.to_string()))?;
     Ok((l.record.clone(), l.stop.clone()))
 }
 
 /// Moves a job to its terminal state, writing the completion report first.
-async fn finish(inner: &Arc<Inner>, id: &str, status: &str, failure: Option<(String, String)>) {
+async fn finish(
+    inner: &Arc<Inner>,
+    id: &str,
+    status: JobStatus,
+    failure: Option<(String, String)>,
+) {
     let record = {
         let mut jobs = inner.jobs.lock().expect("jobs");
         let Some(l) = jobs.get_mut(id) else { return };
@@ -558,13 +574,13 @@ async fn finish(inner: &Arc<Inner>, id: &str, status: &str, failure: Option<(Str
         if let Some(l) = jobs.get_mut(id) {
             l.record
                 .failure_reasons
-                .push(("ReportWriteFailed".into(), reason));
+                .push(("ReportWriteFailed".into(), reason.to_string()));
         }
     }
     let record = {
         let mut jobs = inner.jobs.lock().expect("jobs");
         let Some(l) = jobs.get_mut(id) else { return };
-        l.record.status = status.to_string();
+        l.record.status = status;
         l.record.terminated = Some(now());
         l.record.clone()
     };
@@ -573,10 +589,10 @@ async fn finish(inner: &Arc<Inner>, id: &str, status: &str, failure: Option<(Str
     }
 }
 
-async fn run_job(inner: &Arc<Inner>, id: &str) -> Result<(), String> {
+async fn run_job(inner: &Arc<Inner>, id: &str) -> Result<(), EngineError> {
     let (record, stop) = snapshot(inner, id)?;
-    if record.status == "New" {
-        set_status(inner, id, "Preparing")?;
+    if record.status == JobStatus::New {
+        set_status(inner, id, JobStatus::Preparing)?;
     }
     let tasks = match inner.store.load_tasks(id).map_err(|e| e.to_string())? {
         Some(t) => t,
@@ -589,11 +605,11 @@ async fn run_job(inner: &Arc<Inner>, id: &str) -> Result<(), String> {
             let tasks = match read {
                 Ok(t) => t,
                 Err(reason) => {
-                    let reason = batch_handler::schema::one_line(&reason, 256);
+                    let reason = batch_contract::text::one_line(&reason.to_string(), 256);
                     finish(
                         inner,
                         id,
-                        "Failed",
+                        JobStatus::Failed,
                         Some(("ManifestReadFailed".into(), reason)),
                     )
                     .await;
@@ -601,10 +617,7 @@ async fn run_job(inner: &Arc<Inner>, id: &str) -> Result<(), String> {
                 }
             };
             let generated = source::write_generated(&inner.s3, &record.request, id, &tasks).await?;
-            inner
-                .store
-                .save_tasks(id, &tasks)
-                .map_err(|e| e.to_string())?;
+            inner.store.save_tasks(id, &tasks)?;
             let mut jobs = inner.jobs.lock().expect("jobs");
             if let Some(l) = jobs.get_mut(id) {
                 l.record.total = Some(tasks.len() as u64);
@@ -614,22 +627,22 @@ async fn run_job(inner: &Arc<Inner>, id: &str) -> Result<(), String> {
         }
     };
     let status = snapshot(inner, id)?.0.status;
-    if status == "Preparing" {
+    if status == JobStatus::Preparing {
         if record.request.confirmation_required.unwrap_or(false) {
-            set_status(inner, id, "Suspended")?;
+            set_status(inner, id, JobStatus::Suspended)?;
             return Ok(());
         }
-        set_status(inner, id, "Ready")?;
+        set_status(inner, id, JobStatus::Ready)?;
     }
     if !stop.load(Ordering::SeqCst) {
-        set_status(inner, id, "Active")?;
+        set_status(inner, id, JobStatus::Active)?;
         run_tasks(inner, id, &record.request, tasks, &stop).await?;
     }
     let (record, _) = snapshot(inner, id)?;
-    let end = match record.status.as_str() {
-        "Cancelling" => "Cancelled",
-        "Failing" => "Failed",
-        _ => "Complete",
+    let end = match record.status {
+        JobStatus::Cancelling => JobStatus::Cancelled,
+        JobStatus::Failing => JobStatus::Failed,
+        _ => JobStatus::Complete,
     };
     finish(inner, id, end, None).await;
     Ok(())
@@ -641,8 +654,8 @@ async fn run_tasks(
     request: &CreateJob,
     tasks: Vec<Task>,
     stop: &Arc<AtomicBool>,
-) -> Result<(), String> {
-    let done = inner.store.load_outcomes(id).map_err(|e| e.to_string())?;
+) -> Result<(), EngineError> {
+    let done = inner.store.load_outcomes(id)?;
     let pending: Vec<(usize, Task)> = tasks
         .into_iter()
         .enumerate()
@@ -659,13 +672,12 @@ async fn run_tasks(
         .buffer_unordered(concurrency);
     while let Some(outcome) = results.next().await {
         let Some(outcome) = outcome else { continue };
-        inner
-            .store
-            .append_outcome(id, &outcome)
-            .map_err(|e| format!("recording a task result: {e}"))?;
+        inner.store.append_outcome(id, &outcome)?;
         let tripped = {
             let mut jobs = inner.jobs.lock().expect("jobs");
-            let l = jobs.get_mut(id).ok_or("job vanished")?;
+            let l = jobs
+                .get_mut(id)
+                .ok_or_else(|| EngineError::Vanished(id.to_string()))?;
             if outcome.succeeded {
                 l.succeeded += 1;
             } else {
@@ -677,7 +689,7 @@ async fn run_tasks(
                 && !l.stop.load(Ordering::SeqCst);
             if trip {
                 l.stop.store(true, Ordering::SeqCst);
-                l.record.status = "Failing".into();
+                l.record.status = JobStatus::Failing;
                 l.record.failure_reasons.push((
                     "TaskFailureRateExceeded".into(),
                     format!(
@@ -697,80 +709,21 @@ async fn run_tasks(
     Ok(())
 }
 
-/// The invocation event, as Batch Operations sends it.
+/// The invocation event for one task, as Batch Operations sends it.
 pub fn event(request: &CreateJob, job_id: &str, task_id: &str, task: &Task) -> Value {
     let li = &request.operation.lambda_invoke;
-    let version = li.invocation_schema_version.as_deref().unwrap_or("1.0");
-    let invocation_id = format!("{}", uuid::Uuid::new_v4().simple());
-    if version == "2.0" {
-        let mut job = json!({"id": job_id});
-        if let Some(args) = &li.user_arguments {
-            job["userArguments"] = json!(args);
-        }
-        json!({
-            "invocationSchemaVersion": "2.0",
-            "invocationId": invocation_id,
-            "job": job,
-            "tasks": [{
-                "taskId": task_id,
-                "s3Bucket": task.bucket,
-                "s3Key": task.key,
-                "s3VersionId": task.version,
-            }],
-        })
-    } else {
-        json!({
-            "invocationSchemaVersion": "1.0",
-            "invocationId": invocation_id,
-            "job": {"id": job_id},
-            "tasks": [{
-                "taskId": task_id,
-                "s3BucketArn": format!("arn:aws:s3:::{}", task.bucket),
-                "s3Key": task.key,
-                "s3VersionId": task.version,
-            }],
-        })
-    }
-}
-
-enum Answer {
-    Succeeded(String),
-    Temporary(String),
-    Permanent(String),
-}
-
-/// Reads a function's answer for one task the way the service does.
-fn answer(response: &Value, task_id: &str) -> Answer {
-    let Some(results) = response.get("results").and_then(Value::as_array) else {
-        return Answer::Permanent("Invalid JSON returned in Lambda payload".into());
-    };
-    let found = results
-        .iter()
-        .find(|r| r.get("taskId").and_then(Value::as_str) == Some(task_id));
-    let (code, text) = match found {
-        Some(r) => (
-            r.get("resultCode").and_then(Value::as_str).unwrap_or(""),
-            r.get("resultString")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string(),
-        ),
-        None => (
-            response
-                .get("treatMissingKeysAs")
-                .and_then(Value::as_str)
-                .unwrap_or("TemporaryFailure"),
-            "the function's answer has no result for this task".to_string(),
-        ),
-    };
-    match code {
-        "Succeeded" => Answer::Succeeded(text),
-        "TemporaryFailure" => Answer::Temporary(text),
-        "PermanentFailure" => Answer::Permanent(text),
-        other => Answer::Permanent(format!(
-            "Invalid JSON returned in Lambda payload: resultCode {other:?}"
-        )),
-    }
+    batch_contract::event::build(
+        li.invocation_schema_version.as_deref(),
+        &uuid::Uuid::new_v4().simple().to_string(),
+        job_id,
+        li.user_arguments.as_ref(),
+        OutgoingTask {
+            task_id,
+            bucket: &task.bucket,
+            raw_key: &task.key,
+            version_id: task.version.as_deref(),
+        },
+    )
 }
 
 async fn run_task(
@@ -812,7 +765,7 @@ async fn run_task(
             succeeded,
             http: 200,
             code: code.to_string(),
-            message: batch_handler::schema::one_line(&message, 1024),
+            message: batch_contract::text::one_line(&message, 1024),
             attempts,
         });
     }
@@ -821,22 +774,6 @@ async fn run_task(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn answers_are_read_like_the_service_reads_them() {
-        let ok = json!({"results": [{"taskId": "t", "resultCode": "Succeeded", "resultString": "converted"}]});
-        assert!(matches!(answer(&ok, "t"), Answer::Succeeded(m) if m == "converted"));
-        let missing = json!({"treatMissingKeysAs": "PermanentFailure", "results": []});
-        assert!(matches!(answer(&missing, "t"), Answer::Permanent(_)));
-        let default_missing = json!({"results": []});
-        assert!(matches!(
-            answer(&default_missing, "t"),
-            Answer::Temporary(_)
-        ));
-        assert!(
-            matches!(answer(&json!({"x": 1}), "t"), Answer::Permanent(m) if m.starts_with("Invalid JSON"))
-        );
-    }
 
     #[test]
     fn events_carry_the_schema_the_job_asked_for() {

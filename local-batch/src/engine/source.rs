@@ -6,13 +6,14 @@ use std::io::Read;
 
 use aws_sdk_s3::Client;
 
-use crate::inventory::InventoryManifest;
-use crate::job::{CreateJob, GeneratorFilter, ManifestLocation};
+use batch_contract::inventory::InventoryManifest;
+use batch_contract::job::{CreateJob, GeneratorFilter, ManifestLocation};
 
+use super::retry::{EngineError, Failure, body_failure, retried, sdk_failure};
 use super::store::Task;
 
 /// `arn:aws:s3:::bucket/key` → (bucket, key).
-pub fn split_object_arn(arn: &str) -> Result<(String, String), String> {
+pub fn split_object_arn(arn: &str) -> Result<(String, String), EngineError> {
     let rest = arn
         .strip_prefix("arn:")
         .and_then(|r| r.split_once(":s3:::"))
@@ -22,7 +23,7 @@ pub fn split_object_arn(arn: &str) -> Result<(String, String), String> {
         .split_once('/')
         .ok_or_else(|| format!("{arn:?} names no object"))?;
     if bucket.is_empty() || key.is_empty() {
-        return Err(format!("{arn:?} names no object"));
+        return Err(EngineError::Invalid(format!("{arn:?} names no object")));
     }
     Ok((bucket.to_string(), key.to_string()))
 }
@@ -32,64 +33,68 @@ pub fn bucket_of_arn(arn: &str) -> String {
     arn.rsplit(':').next().unwrap_or(arn).to_string()
 }
 
-fn sdk_error(e: impl std::fmt::Display) -> String {
-    batch_handler::schema::one_line(&e.to_string(), 256)
-}
-
 /// The manifest's current ETag (unquoted); CreateJob compares it with the request's.
-pub async fn manifest_etag(s3: &Client, loc: &ManifestLocation) -> Result<String, String> {
+pub async fn manifest_etag(s3: &Client, loc: &ManifestLocation) -> Result<String, EngineError> {
     let (bucket, key) = split_object_arn(&loc.object_arn)?;
-    let head = s3
-        .head_object()
-        .bucket(&bucket)
-        .key(&key)
-        .set_version_id(loc.object_version_id.clone())
-        .send()
-        .await
-        .map_err(|e| {
-            format!(
-                "Reading the manifest s3://{bucket}/{key} failed: {}",
-                sdk_error(aws_sdk_s3::Error::from(e))
-            )
-        })?;
+    let head = retried("HeadObject", &bucket, &key, || async {
+        s3.head_object()
+            .bucket(&bucket)
+            .key(&key)
+            .set_version_id(loc.object_version_id.clone())
+            .send()
+            .await
+            .map_err(|e| sdk_failure(&e))
+    })
+    .await?;
     Ok(head.e_tag().unwrap_or("").trim_matches('"').to_string())
 }
 
+/// GETs a whole (small) object, retried whole when the call or its body fails; returns the bytes
+/// and the ETag.
 async fn get(
     s3: &Client,
     bucket: &str,
     key: &str,
     version: Option<&str>,
-) -> Result<(Vec<u8>, String), String> {
-    let out = s3
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .set_version_id(version.map(str::to_string))
-        .send()
-        .await
-        .map_err(|e| {
-            format!(
-                "reading s3://{bucket}/{key}: {}",
-                sdk_error(aws_sdk_s3::Error::from(e))
-            )
-        })?;
-    let etag = out.e_tag().unwrap_or("").trim_matches('"').to_string();
-    let bytes = out
-        .body
-        .collect()
-        .await
-        .map_err(|e| format!("reading s3://{bucket}/{key}: {}", sdk_error(e)))?
-        .into_bytes()
-        .to_vec();
-    Ok((bytes, etag))
+) -> Result<(Vec<u8>, String), EngineError> {
+    retried("GetObject", bucket, key, || async {
+        let out = s3
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .set_version_id(version.map(str::to_string))
+            .send()
+            .await
+            .map_err(|e| sdk_failure(&e))?;
+        let etag = out.e_tag().unwrap_or("").trim_matches('"').to_string();
+        let expected = out.content_length();
+        let mut body = out.body;
+        let mut bytes = Vec::new();
+        loop {
+            match body.next().await {
+                None => break,
+                Some(Ok(chunk)) => bytes.extend_from_slice(&chunk),
+                Some(Err(e)) => return Err(body_failure(e, bytes.len(), expected)),
+            }
+        }
+        if let Some(n) = expected.filter(|&n| n >= 0 && n as usize != bytes.len()) {
+            return Err(Failure {
+                retryable: true,
+                detail: format!("the body ended after {} of {n} bytes", bytes.len()),
+            });
+        }
+        Ok((bytes, etag))
+    })
+    .await
 }
 
 /// Rows of a `S3BatchOperations_CSV_20180820` manifest, by its `Fields`.
-pub fn csv_tasks(bytes: &[u8], fields: &[String], name: &str) -> Result<Vec<Task>, String> {
+pub fn csv_tasks(bytes: &[u8], fields: &[String], name: &str) -> Result<Vec<Task>, EngineError> {
     let col = |f: &str| fields.iter().position(|x| x == f);
     let (Some(b), Some(k)) = (col("Bucket"), col("Key")) else {
-        return Err(format!("{name}: Fields {fields:?} need Bucket and Key"));
+        return Err(EngineError::Invalid(format!(
+            "{name}: Fields {fields:?} need Bucket and Key"
+        )));
     };
     let v = col("VersionId");
     let mut r = csv::ReaderBuilder::new()
@@ -100,16 +105,19 @@ pub fn csv_tasks(bytes: &[u8], fields: &[String], name: &str) -> Result<Vec<Task
     for (i, rec) in r.records().enumerate() {
         let rec = rec.map_err(|e| format!("{name}: line {}: {e}", i + 1))?;
         if rec.len() != fields.len() {
-            return Err(format!(
+            return Err(EngineError::Invalid(format!(
                 "{name}: line {}: {} fields, the manifest's Fields has {}",
                 i + 1,
                 rec.len(),
                 fields.len()
-            ));
+            )));
         }
         let (bucket, key) = (rec[b].to_string(), rec[k].to_string());
         if bucket.is_empty() || key.is_empty() {
-            return Err(format!("{name}: line {}: empty bucket or key", i + 1));
+            return Err(EngineError::Invalid(format!(
+                "{name}: line {}: empty bucket or key",
+                i + 1
+            )));
         }
         tasks.push(Task {
             bucket,
@@ -121,16 +129,16 @@ pub fn csv_tasks(bytes: &[u8], fields: &[String], name: &str) -> Result<Vec<Task
 }
 
 /// Reads the job's manifest (pinned by ETag) into tasks.
-pub async fn read_manifest(s3: &Client, job: &CreateJob) -> Result<Vec<Task>, String> {
+pub async fn read_manifest(s3: &Client, job: &CreateJob) -> Result<Vec<Task>, EngineError> {
     let m = job.manifest.as_ref().ok_or("the job has no manifest")?;
     let (bucket, key) = split_object_arn(&m.location.object_arn)?;
     let name = format!("s3://{bucket}/{key}");
     let (bytes, etag) = get(s3, &bucket, &key, m.location.object_version_id.as_deref()).await?;
     if etag != m.location.etag.trim_matches('"') {
-        return Err(format!(
+        return Err(EngineError::Invalid(format!(
             "{name}: ETag {etag} does not match the job's {}; the manifest changed after the job was created",
             m.location.etag
-        ));
+        )));
     }
     match m.spec.format.as_str() {
         "S3BatchOperations_CSV_20180820" => {
@@ -142,29 +150,35 @@ pub async fn read_manifest(s3: &Client, job: &CreateJob) -> Result<Vec<Task>, St
             csv_tasks(&bytes, &fields, &name)
         }
         "S3InventoryReport_CSV_20161130" => inventory_tasks(s3, &bytes, &name).await,
-        other => Err(format!("{name}: manifest format {other} is not supported")),
+        other => Err(EngineError::Invalid(format!(
+            "{name}: manifest format {other} is not supported"
+        ))),
     }
 }
 
-async fn inventory_tasks(s3: &Client, manifest: &[u8], name: &str) -> Result<Vec<Task>, String> {
+async fn inventory_tasks(
+    s3: &Client,
+    manifest: &[u8],
+    name: &str,
+) -> Result<Vec<Task>, EngineError> {
     let inv = InventoryManifest::parse(manifest, name).map_err(|e| e.to_string())?;
     if !inv.file_format.eq_ignore_ascii_case("CSV") {
-        return Err(format!(
+        return Err(EngineError::Invalid(format!(
             "{name}: Must be a CSV-formatted Amazon S3 Inventory report (this one is {})",
             inv.file_format
-        ));
+        )));
     }
     let cols = inv.csv_columns(name).map_err(|e| e.to_string())?;
     let dest = bucket_of_arn(&inv.destination_bucket);
     let mut tasks = Vec::new();
     for f in &inv.files {
         let (gz, _) = get(s3, &dest, &f.key, None).await?;
-        let md5 = crate::report::md5_hex(&gz);
+        let md5 = batch_contract::md5::md5_hex(&gz);
         if !md5.eq_ignore_ascii_case(&f.md5_checksum) {
-            return Err(format!(
+            return Err(EngineError::Invalid(format!(
                 "s3://{dest}/{}: MD5 {md5} does not match the inventory manifest's {}",
                 f.key, f.md5_checksum
-            ));
+            )));
         }
         let mut csv_bytes = Vec::new();
         flate2::read::MultiGzDecoder::new(&gz[..])
@@ -177,13 +191,13 @@ async fn inventory_tasks(s3: &Client, manifest: &[u8], name: &str) -> Result<Vec
         for (i, rec) in r.records().enumerate() {
             let rec = rec.map_err(|e| format!("s3://{dest}/{}: line {}: {e}", f.key, i + 1))?;
             if rec.len() != cols.count {
-                return Err(format!(
+                return Err(EngineError::Invalid(format!(
                     "s3://{dest}/{}: line {}: {} fields, the fileSchema has {}",
                     f.key,
                     i + 1,
                     rec.len(),
                     cols.count
-                ));
+                )));
             }
             tasks.push(Task {
                 bucket: rec[cols.bucket].to_string(),
@@ -198,7 +212,7 @@ async fn inventory_tasks(s3: &Client, manifest: &[u8], name: &str) -> Result<Vec
     Ok(tasks)
 }
 
-fn time_of(s: &str) -> Result<i64, String> {
+fn time_of(s: &str) -> Result<i64, EngineError> {
     chrono::DateTime::parse_from_rfc3339(s)
         .map(|t| t.timestamp_millis())
         .or_else(|_| {
@@ -209,7 +223,7 @@ fn time_of(s: &str) -> Result<i64, String> {
                     .timestamp_millis()
             })
         })
-        .map_err(|_| format!("{s:?} is not a timestamp"))
+        .map_err(|_| EngineError::Invalid(format!("{s:?} is not a timestamp")))
 }
 
 fn accepts(
@@ -218,7 +232,7 @@ fn accepts(
     size: i64,
     modified_ms: i64,
     class: &str,
-) -> Result<bool, String> {
+) -> Result<bool, EngineError> {
     if let Some(k) = &f.key_name_constraint {
         if let Some(p) = &k.match_any_prefix
             && !p.iter().any(|p| key.starts_with(p.as_str()))
@@ -255,7 +269,7 @@ fn accepts(
 }
 
 /// Lists the generator's source bucket through its filter; keys are URL-encoded as in a manifest.
-pub async fn generate(s3: &Client, job: &CreateJob) -> Result<Vec<Task>, String> {
+pub async fn generate(s3: &Client, job: &CreateJob) -> Result<Vec<Task>, EngineError> {
     let g = &job
         .manifest_generator
         .as_ref()
@@ -269,20 +283,24 @@ pub async fn generate(s3: &Client, job: &CreateJob) -> Result<Vec<Task>, String>
         .and_then(|k| k.match_any_prefix.as_ref())
         .filter(|p| p.len() == 1)
         .map(|p| p[0].clone());
-    let mut pages = s3
-        .list_objects_v2()
-        .bucket(&bucket)
-        .set_prefix(prefix)
-        .into_paginator()
-        .send();
     let mut tasks = Vec::new();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| {
-            format!(
-                "listing s3://{bucket}: {}",
-                sdk_error(aws_sdk_s3::Error::from(e))
-            )
-        })?;
+    let mut token: Option<String> = None;
+    loop {
+        let page = retried(
+            "ListObjectsV2",
+            &bucket,
+            prefix.as_deref().unwrap_or(""),
+            || async {
+                s3.list_objects_v2()
+                    .bucket(&bucket)
+                    .set_prefix(prefix.clone())
+                    .set_continuation_token(token.clone())
+                    .send()
+                    .await
+                    .map_err(|e| sdk_failure(&e))
+            },
+        )
+        .await?;
         for o in page.contents() {
             let key = o.key().unwrap_or_default();
             let modified = o
@@ -293,10 +311,17 @@ pub async fn generate(s3: &Client, job: &CreateJob) -> Result<Vec<Task>, String>
             if accepts(&filter, key, o.size().unwrap_or(0), modified, class)? {
                 tasks.push(Task {
                     bucket: bucket.clone(),
-                    key: batch_handler::schema::encode_key(key),
+                    key: batch_contract::key::encode_key(key),
                     version: None,
                 });
             }
+        }
+        match page
+            .next_continuation_token()
+            .filter(|_| page.is_truncated() == Some(true))
+        {
+            Some(t) => token = Some(t.to_string()),
+            None => break,
         }
     }
     Ok(tasks)
@@ -309,7 +334,7 @@ pub async fn write_generated(
     job: &CreateJob,
     job_id: &str,
     tasks: &[Task],
-) -> Result<Option<(String, String)>, String> {
+) -> Result<Option<(String, String)>, EngineError> {
     let Some(g) = job
         .manifest_generator
         .as_ref()
@@ -348,10 +373,10 @@ pub async fn write_generated(
         creation_timestamp: chrono::Utc::now().timestamp_millis().to_string(),
         file_format: "CSV".into(),
         file_schema: "Bucket, Key".into(),
-        files: vec![crate::inventory::InventoryFile {
+        files: vec![batch_contract::inventory::InventoryFile {
             key: data_key.clone(),
             size: gz.len() as u64,
-            md5_checksum: crate::report::md5_hex(&gz),
+            md5_checksum: batch_contract::md5::md5_hex(&gz),
         }],
     };
     put(s3, &bucket, &data_key, gz).await?;
@@ -364,21 +389,24 @@ pub async fn write_generated(
     )))
 }
 
-/// PUTs a small object; returns its ETag (unquoted).
-pub async fn put(s3: &Client, bucket: &str, key: &str, body: Vec<u8>) -> Result<String, String> {
-    let out = s3
-        .put_object()
-        .bucket(bucket)
-        .key(key)
-        .body(body.into())
-        .send()
-        .await
-        .map_err(|e| {
-            format!(
-                "writing s3://{bucket}/{key}: {}",
-                sdk_error(aws_sdk_s3::Error::from(e))
-            )
-        })?;
+/// PUTs a small object, retried; returns its ETag (unquoted). Rewriting the same bytes is
+/// harmless, so a PUT whose answer was lost is simply sent again.
+pub async fn put(
+    s3: &Client,
+    bucket: &str,
+    key: &str,
+    body: Vec<u8>,
+) -> Result<String, EngineError> {
+    let out = retried("PutObject", bucket, key, || async {
+        s3.put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(body.clone().into())
+            .send()
+            .await
+            .map_err(|e| sdk_failure(&e))
+    })
+    .await?;
     Ok(out.e_tag().unwrap_or("").trim_matches('"').to_string())
 }
 
@@ -392,7 +420,7 @@ mod tests {
         let t = csv_tasks(b"b,a%20b.wav,v1\nb,c.wav,null\n", &fields, "m.csv").unwrap();
         assert_eq!(t[0].key, "a%20b.wav");
         assert_eq!(t[1].version.as_deref(), Some("null"));
-        let e = csv_tasks(b"b,a.wav,v1\nb,c.wav\n", &fields, "m.csv").unwrap_err();
+        let e = csv_tasks(b"b,a.wav,v1\nb,c.wav\n", &fields, "m.csv").unwrap_err().to_string();
         assert!(e.contains("m.csv: line 2: 2 fields"), "{e}");
         assert!(split_object_arn("arn:aws:s3:::b").is_err());
         assert_eq!(
@@ -406,7 +434,7 @@ mod tests {
         let f = GeneratorFilter {
             created_before: Some("2024-01-02".into()),
             object_size_greater_than_bytes: Some(100),
-            key_name_constraint: Some(crate::job::KeyNameConstraint {
+            key_name_constraint: Some(batch_contract::job::KeyNameConstraint {
                 match_any_prefix: Some(vec!["a/".into()]),
                 match_any_suffix: Some(vec![".wav".into()]),
             }),

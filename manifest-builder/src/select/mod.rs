@@ -1,4 +1,10 @@
-//! `manifest-builder manifest`: select → write → upload, with a summary.
+//! Select → write → upload: which recordings are due, found by listing the day folders of a
+//! window ([`listing`]) or by reading an S3 Inventory report ([`inventory`]), kept when they pass
+//! the [`filter`]s, and written as a manifest with a summary beside it.
+
+pub mod filter;
+pub mod inventory;
+pub mod listing;
 
 use std::io::IsTerminal;
 
@@ -7,101 +13,107 @@ use chrono::NaiveDate;
 use futures::{Stream, StreamExt, TryStreamExt};
 use regex::Regex;
 
+pub use filter::{
+    DEFAULT_MIN_SIZE, DEFAULT_SKIP_CLASSES, DateWindow, Filter, Recording, parse_age,
+};
+
 use crate::aws::AwsOptions;
-use crate::listing::Lister;
 use crate::location::Location;
 use crate::manifest::{self, Part, Summary, Writer};
-use crate::select::{self, DateWindow, Filter, Recording};
+use listing::Lister;
 
-/// Flags of `manifest`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct ManifestArgs {
+/// Whether to put version ids in the manifest.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Versions {
+    /// Ask the bucket: version ids when versioning is (or was) enabled.
+    #[default]
+    Auto,
+    /// Current version ids.
+    On,
+    /// No version ids.
+    Off,
+}
+
+/// What to select and where the manifest goes: the request of the `manifest` command, of `run`
+/// and of the scheduled function. `Default` is the CLI's defaults.
+#[derive(Debug, Clone)]
+pub struct Selection {
     /// Bucket to list (source A).
-    #[arg(long, conflicts_with = "inventory")]
     pub bucket: Option<String>,
-    /// S3 Inventory manifest.json to read instead of listing (source B): s3://... or a local path.
-    /// CSV, ORC or Parquet; each data file's MD5 is checked; current versions only.
-    #[arg(long)]
+    /// S3 Inventory manifest.json to read instead of listing (source B).
     pub inventory: Option<Location>,
-    /// Prefix above the `YYYY/MM/DD/` folders, e.g. connect/<alias>/CallRecordings/.
-    #[arg(long, default_value = "")]
+    /// Prefix above the `YYYY/MM/DD/` folders.
     pub prefix: String,
-    /// Recordings at least this old by their day folder: 7d, 2w, 3m, 1y. Starts at the beginning (backfill) unless --from.
-    #[arg(long)]
+    /// Recordings at least this old by their day folder: 7d, 2w, 3m, 1y.
     pub older_than: Option<String>,
-    /// First day (YYYY-MM-DD), inclusive.
-    #[arg(long)]
+    /// First day, inclusive.
     pub from: Option<NaiveDate>,
-    /// Last day (YYYY-MM-DD), inclusive.
-    #[arg(long)]
+    /// Last day, inclusive.
     pub to: Option<NaiveDate>,
-    /// Exactly this day (YYYY-MM-DD).
-    #[arg(long, conflicts_with_all = ["from", "to", "older_than"])]
+    /// Exactly this day.
     pub date: Option<NaiveDate>,
-    /// Key suffix to select, case-insensitive ("" for any).
-    #[arg(long, default_value = ".wav")]
+    /// Key suffix, case-insensitive ("" for any).
     pub suffix: String,
     /// Regex the key must match.
-    #[arg(long)]
     pub key_regex: Option<Regex>,
-    /// Last modified at or after (YYYY-MM-DD or RFC 3339).
-    #[arg(long, value_parser = parse_time)]
+    /// Last modified at or after (epoch seconds).
     pub modified_after: Option<i64>,
-    /// Last modified before (YYYY-MM-DD or RFC 3339).
-    #[arg(long, value_parser = parse_time)]
+    /// Last modified before (epoch seconds).
     pub modified_before: Option<i64>,
-    /// Smallest original in bytes. Default 512 KiB: its A-law output is GLACIER_IR's 128 KiB
-    /// minimum billable size, so anything smaller saves little and still pays the requests.
-    #[arg(long, default_value_t = select::DEFAULT_MIN_SIZE)]
+    /// Smallest original in bytes.
     pub min_size: u64,
     /// Largest original in bytes.
-    #[arg(long)]
     pub max_size: Option<u64>,
-    /// Only objects in these storage classes (repeatable; default any).
-    #[arg(long = "storage-class")]
+    /// Only these storage classes (empty: any).
     pub storage_classes: Vec<String>,
-    /// Skip these storage classes (repeatable). Default GLACIER, DEEP_ARCHIVE (unreadable
-    /// without a restore) and GLACIER_IR (most likely converted; reading it is billed per GB).
-    #[arg(long = "skip-storage-class", default_values_t = select::DEFAULT_SKIP_CLASSES.map(String::from))]
+    /// Skip these storage classes.
     pub skip_storage_classes: Vec<String>,
-    /// Skip objects that already carry the converted tag: one GetObjectTagging per object
-    /// (the handler skips them anyway, at the price of one GET).
-    #[arg(long)]
+    /// Skip objects that carry the converted tag (one GetObjectTagging each).
     pub check_tags: bool,
-    /// Tag that marks converted objects (with --check-tags).
-    #[arg(long, default_value = "converted=true")]
+    /// The converted tag, `key=value`.
     pub converted_tag: String,
-    /// Versions: auto (ask the bucket), on (current version ids), off.
-    #[arg(long, default_value = "auto", value_parser = ["auto", "on", "off"])]
-    pub versions: String,
-    /// Where to write the manifest: s3://bucket/key.csv or a local path.
-    #[arg(long)]
+    /// Version ids in the manifest.
+    pub versions: Versions,
+    /// Where to write the manifest.
     pub output: Option<Location>,
     /// Split into manifests of at most this many tasks.
-    #[arg(long)]
     pub max_tasks: Option<u64>,
     /// Day prefixes listed at once.
-    #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
     /// Select and summarise, write nothing.
-    #[arg(long)]
     pub dry_run: bool,
 }
 
-fn parse_time(s: &str) -> Result<i64, String> {
-    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        return Ok(d
-            .and_hms_opt(0, 0, 0)
-            .expect("midnight")
-            .and_utc()
-            .timestamp());
+impl Default for Selection {
+    fn default() -> Self {
+        Selection {
+            bucket: None,
+            inventory: None,
+            prefix: String::new(),
+            older_than: None,
+            from: None,
+            to: None,
+            date: None,
+            suffix: ".wav".into(),
+            key_regex: None,
+            modified_after: None,
+            modified_before: None,
+            min_size: DEFAULT_MIN_SIZE,
+            max_size: None,
+            storage_classes: Vec::new(),
+            skip_storage_classes: DEFAULT_SKIP_CLASSES.map(String::from).to_vec(),
+            check_tags: false,
+            converted_tag: "converted=true".into(),
+            versions: Versions::Auto,
+            output: None,
+            max_tasks: None,
+            concurrency: 16,
+            dry_run: false,
+        }
     }
-    chrono::DateTime::parse_from_rfc3339(s)
-        .map(|t| t.timestamp())
-        .map_err(|_| format!("{s:?} is not YYYY-MM-DD or an RFC 3339 time"))
 }
 
-impl ManifestArgs {
+impl Selection {
     fn filter(&self) -> Filter {
         Filter {
             suffix: (!self.suffix.is_empty()).then(|| self.suffix.clone()),
@@ -140,7 +152,7 @@ impl ManifestArgs {
         }
         let mut to = self.to.unwrap_or(today);
         if let Some(age) = &self.older_than {
-            let days = select::parse_age(age).map_err(anyhow::Error::msg)?;
+            let days = parse_age(age).map_err(anyhow::Error::msg)?;
             to = to.min(today - chrono::Days::new(days));
         }
         let from = self
@@ -169,7 +181,7 @@ fn progress(label: &'static str) -> indicatif::ProgressBar {
 type Batches = std::pin::Pin<Box<dyn Stream<Item = anyhow::Result<Vec<Recording>>> + Send>>;
 
 /// Runs `manifest`; returns the summary (also written beside the manifest).
-pub async fn run(args: &ManifestArgs, aws: &AwsOptions) -> anyhow::Result<Summary> {
+pub async fn run(args: &Selection, aws: &AwsOptions) -> anyhow::Result<Summary> {
     let s3 = aws.s3().await;
     let filter = args.filter();
     if let Some(inventory) = &args.inventory {
@@ -178,10 +190,10 @@ pub async fn run(args: &ManifestArgs, aws: &AwsOptions) -> anyhow::Result<Summar
     let (source, batches): (String, Batches) = match &args.bucket {
         None => bail!("give --bucket (listing) or --inventory"),
         Some(bucket) => {
-            let versions = match args.versions.as_str() {
-                "on" => true,
-                "off" => false,
-                _ => {
+            let versions = match args.versions {
+                Versions::On => true,
+                Versions::Off => false,
+                Versions::Auto => {
                     batch_handler::client::bucket_versioning(&s3, bucket)
                         .await
                         .map_err(aws_sdk_s3::Error::from)
@@ -219,7 +231,7 @@ pub async fn run(args: &ManifestArgs, aws: &AwsOptions) -> anyhow::Result<Summar
 }
 
 async fn select_and_write(
-    args: &ManifestArgs,
+    args: &Selection,
     s3: &aws_sdk_s3::Client,
     filter: &Filter,
     source: String,
@@ -263,7 +275,7 @@ async fn select_and_write(
 
 /// Uploads (or copies) the manifest parts and the summary to `--output`.
 async fn publish(
-    args: &ManifestArgs,
+    args: &Selection,
     s3: &aws_sdk_s3::Client,
     files: &[(std::path::PathBuf, u64)],
     summary: &mut Summary,
@@ -336,24 +348,24 @@ async fn fetch_checked(
             std::io::copy(&mut f, &mut hasher)?;
         }
     }
-    let actual = crate::report::finish_md5_hex(hasher);
-    match crate::inventory::md5_mismatch(&from.to_string(), &actual, md5) {
+    let actual = batch_contract::md5::finish_md5_hex(hasher);
+    match inventory::md5_mismatch(&from.to_string(), &actual, md5) {
         Some(e) => bail!(e),
         None => Ok(()),
     }
 }
 
 async fn from_inventory(
-    args: &ManifestArgs,
+    args: &Selection,
     s3: &aws_sdk_s3::Client,
     filter: &Filter,
     manifest_loc: &Location,
 ) -> anyhow::Result<Summary> {
     let name = manifest_loc.to_string();
-    let inv = crate::inventory::InventoryManifest::parse(&manifest_loc.read(s3).await?, &name)?;
-    let format = crate::inventory::DataFormat::from_manifest(&inv, &name)?;
+    let inv = inventory::InventoryManifest::parse(&manifest_loc.read(s3).await?, &name)?;
+    let format = inventory::DataFormat::from_manifest(&inv, &name)?;
     let cols = match format {
-        crate::inventory::DataFormat::Csv => Some(inv.csv_columns(&name)?),
+        inventory::DataFormat::Csv => Some(inv.csv_columns(&name)?),
         _ => None,
     };
     let tmp = std::env::temp_dir().join(format!(
@@ -381,15 +393,12 @@ async fn from_inventory(
 
 #[allow(clippy::too_many_arguments)]
 async fn read_inventory(
-    args: &ManifestArgs,
+    args: &Selection,
     s3: &aws_sdk_s3::Client,
     filter: &Filter,
     manifest_loc: &Location,
-    inv: &crate::inventory::InventoryManifest,
-    (format, cols): (
-        crate::inventory::DataFormat,
-        Option<crate::inventory::Columns>,
-    ),
+    inv: &inventory::InventoryManifest,
+    (format, cols): (inventory::DataFormat, Option<inventory::Columns>),
     tmp: &std::path::Path,
     pb: &indicatif::ProgressBar,
 ) -> anyhow::Result<Summary> {
@@ -433,15 +442,10 @@ async fn read_inventory(
             .map(|(i, (name, path, md5))| {
                 let rows = rows_dir.join(format!("rows-{i:06}.csv"));
                 match &cols {
-                    Some(cols) => crate::inventory::scan_csv_gz(
-                        path,
-                        name,
-                        cols,
-                        &filter,
-                        &rows,
-                        md5.as_deref(),
-                    ),
-                    None => crate::inventory::scan_columnar(path, format, name, &filter, &rows),
+                    Some(cols) => {
+                        inventory::scan_csv_gz(path, name, cols, &filter, &rows, md5.as_deref())
+                    }
+                    None => inventory::scan_columnar(path, format, name, &filter, &rows),
                 }
                 .map(|s| (s, rows))
             })
@@ -456,7 +460,7 @@ async fn read_inventory(
     };
     let mut total = Summary::default();
     for (s, rows) in &scanned {
-        crate::inventory::append_rows(rows, s.objects, &mut writer, has_versions)?;
+        inventory::append_rows(rows, s.objects, &mut writer, has_versions)?;
         total.merge(s);
     }
     let (files, mut summary) = writer.finish()?;

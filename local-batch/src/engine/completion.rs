@@ -4,34 +4,32 @@
 
 use std::collections::HashMap;
 
-use crate::report::{REPORT_FORMAT, ReportFile, ReportManifest, md5_hex};
+use batch_contract::md5::md5_hex;
+use batch_contract::report::{
+    REPORT_FORMAT, REPORT_SCHEMA, ReportFile, ReportManifest, ReportRow, write_rows,
+};
 
+use super::retry::EngineError;
 use super::source::{bucket_of_arn, put};
 use super::store::{JobRecord, Task, TaskOutcome};
 
-/// The schema string the service declares (its order differs from the rows').
-pub const REPORT_SCHEMA: &str =
-    "Bucket, Key, VersionId, TaskStatus, ErrorCode, HTTPStatusCode, ResultMessage";
-
-fn rows(tasks: &[Task], outcomes: &[&TaskOutcome]) -> Result<Vec<u8>, String> {
-    let mut w = csv::WriterBuilder::new()
-        .has_headers(false)
-        .from_writer(Vec::new());
-    for o in outcomes {
-        let t = &tasks[o.index];
-        let http = o.http.to_string();
-        w.write_record([
-            t.bucket.as_str(),
-            t.key.as_str(),
-            t.version.as_deref().unwrap_or(""),
-            if o.succeeded { "succeeded" } else { "failed" },
-            http.as_str(),
-            o.code.as_str(),
-            o.message.as_str(),
-        ])
-        .map_err(|e| e.to_string())?;
-    }
-    w.into_inner().map_err(|e| e.to_string())
+fn rows(tasks: &[Task], outcomes: &[&TaskOutcome]) -> Result<Vec<u8>, EngineError> {
+    let rows: Vec<ReportRow> = outcomes
+        .iter()
+        .map(|o| {
+            let t = &tasks[o.index];
+            ReportRow {
+                bucket: t.bucket.clone(),
+                raw_key: t.key.clone(),
+                version_id: t.version.clone().unwrap_or_default(),
+                status: if o.succeeded { "succeeded" } else { "failed" }.into(),
+                http_status: Some(o.http),
+                error_code: o.code.clone(),
+                message: o.message.clone(),
+            }
+        })
+        .collect();
+    write_rows(&rows).map_err(|e| EngineError::Invalid(format!("writing report rows: {e}")))
 }
 
 /// Writes the report of a job that ran at least one task, if the job asked for one.
@@ -40,7 +38,7 @@ pub async fn write(
     job: &JobRecord,
     tasks: &[Task],
     outcomes: &HashMap<usize, TaskOutcome>,
-) -> Result<(), String> {
+) -> Result<(), EngineError> {
     let report = &job.request.report;
     if !report.enabled || outcomes.is_empty() {
         return Ok(());
@@ -93,7 +91,7 @@ pub async fn write(
         results,
         report_schema: REPORT_SCHEMA.into(),
     };
-    let body = serde_json::to_vec(&manifest).map_err(|e| e.to_string())?;
+    let body = serde_json::to_vec(&manifest).expect("a report manifest serialises");
     put(s3, &bucket, &format!("{base}/manifest.json"), body).await?;
     Ok(())
 }
@@ -122,7 +120,7 @@ mod tests {
             text,
             "b,a%2Cb.wav,v1,failed,200,PermanentFailure,\"not a WAV, \"\"RIFF\"\" missing\"\n"
         );
-        let parsed = crate::report::parse_rows(text.as_bytes(), "r.csv").unwrap();
+        let parsed = batch_contract::report::parse_rows(text.as_bytes(), "r.csv").unwrap();
         assert_eq!(parsed[0].error_code, "PermanentFailure");
     }
 }

@@ -1,33 +1,32 @@
-//! `submit`, `status`, `wait`, `list`, `confirm`, `cancel`: the job's life from the operator's seat.
+//! The job: what to submit ([`JobSpec`], pinned to its manifest's ETag), the S3 Control calls
+//! ([`control`]), and following it to its end ([`follow`]).
+
+pub mod control;
+pub mod follow;
 
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
-use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 use aws_sdk_s3::error::ProvideErrorMetadata;
 
+pub use batch_contract::job::*;
+pub use follow::{describe_line, exit, exit_code, list, set_status, status, wait};
+
 use crate::aws::AwsOptions;
-use crate::control::{self, JobState};
-use crate::job::{
-    self, CreateJob, LambdaInvoke, Manifest, ManifestLocation, ManifestSpec, Operation, Report,
-};
 use crate::location::Location;
 
-/// Options of every job command.
-#[derive(Debug, Clone, Default, clap::Args)]
+/// Where the job commands go: the account and, for the local engine, its endpoint.
+#[derive(Debug, Clone, Default)]
 pub struct JobOptions {
     /// 12-digit account that owns the job (else STS GetCallerIdentity).
-    #[arg(long, global = true)]
     pub account_id: Option<String>,
-    /// S3 Control endpoint (the local engine, a stub); calls go there without the account-id host prefix.
-    #[arg(long, global = true)]
+    /// S3 Control endpoint (the local engine, a stub), reached without the account-id host prefix.
     pub s3control_endpoint_url: Option<String>,
 }
 
 impl JobOptions {
-    async fn client_and_account(
+    /// The S3 Control client and the account the jobs belong to.
+    pub async fn client_and_account(
         &self,
         aws: &AwsOptions,
     ) -> anyhow::Result<(aws_sdk_s3control::Client, String)> {
@@ -43,87 +42,104 @@ impl JobOptions {
     }
 }
 
-/// Parses a `key=value` flag (user arguments, tags).
-pub fn key_value(s: &str) -> Result<(String, String), String> {
-    s.split_once('=')
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .ok_or_else(|| format!("{s:?} is not key=value"))
+/// Which tasks the completion report lists.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ReportScope {
+    /// Every task.
+    #[default]
+    All,
+    /// Failed tasks only.
+    Failed,
 }
 
-/// Flags of `submit`.
-#[derive(Debug, clap::Args)]
-pub struct SubmitArgs {
-    /// CSV manifest written by `manifest` (s3://bucket/key); pinned by its current ETag.
-    #[arg(long, required_unless_present_any = ["inventory", "generate"], conflicts_with_all = ["inventory", "generate"])]
+/// What to submit: the request of `submit`, of `run` and of the scheduled function.
+/// `Default` is the CLI's defaults (but the ARNs, which have none).
+#[derive(Debug, Clone)]
+pub struct JobSpec {
+    /// CSV manifest written by `manifest`; pinned by its current ETag.
     pub manifest: Option<Location>,
-    /// An S3 Inventory manifest.json passed straight to the job (S3InventoryReport_CSV_20161130).
-    #[arg(long, conflicts_with = "generate")]
+    /// An S3 Inventory manifest.json passed straight to the job.
     pub inventory: Option<Location>,
     /// Let the service list the objects (its manifest generator) instead of a manifest.
-    /// Its filters differ from `manifest`'s: creation time instead of day folders, one
-    /// case-sensitive suffix, no version ids, no regex.
-    #[arg(long)]
     pub generate: bool,
-    /// With --generate: the bucket to list.
-    #[arg(long, requires = "generate")]
+    /// With `generate`: the bucket to list.
     pub source_bucket: Option<String>,
-    /// With --generate: key prefix, e.g. connect/<alias>/CallRecordings/.
-    #[arg(long, requires = "generate")]
+    /// With `generate`: key prefix.
     pub source_prefix: Option<String>,
-    /// With --generate: created at least this long ago (7d, 2w), counted from today's midnight UTC.
-    #[arg(long, requires = "generate")]
+    /// With `generate`: created at least this long ago (7d, 2w), from today's midnight UTC.
     pub older_than: Option<String>,
-    /// With --generate: created at or after this day (YYYY-MM-DD).
-    #[arg(long, requires = "generate")]
+    /// With `generate`: created at or after this day.
     pub created_after: Option<chrono::NaiveDate>,
-    /// With --generate: created before this day (YYYY-MM-DD).
-    #[arg(long, requires = "generate")]
+    /// With `generate`: created before this day.
     pub created_before: Option<chrono::NaiveDate>,
-    /// With --generate: key suffix (case-sensitive on the service side).
-    #[arg(long, default_value = ".wav")]
+    /// With `generate`: key suffix (case-sensitive on the service side).
     pub suffix: String,
-    /// With --generate: smallest object in bytes (see `manifest --help`).
-    #[arg(long, default_value_t = crate::select::DEFAULT_MIN_SIZE)]
+    /// With `generate`: smallest object in bytes.
     pub min_size: u64,
-    /// With --generate: storage classes to take (repeatable).
-    #[arg(long = "generator-storage-class", default_values_t = ["STANDARD", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING"].map(String::from))]
+    /// With `generate`: storage classes to take.
     pub generator_storage_classes: Vec<String>,
-    /// With --generate: keep the generated list at s3://bucket/prefix.
-    #[arg(long, requires = "generate")]
+    /// With `generate`: keep the generated list at s3://bucket/prefix.
     pub manifest_output: Option<Location>,
-    /// The handler: arn:aws:lambda:<region>:<account>:function:<name>[:<alias or version>].
-    #[arg(long)]
+    /// The handler's ARN.
     pub function_arn: String,
-    /// The role Batch Operations assumes: arn:aws:iam::<account>:role/<name>.
-    #[arg(long)]
+    /// The role Batch Operations assumes.
     pub role_arn: String,
-    /// Completion report location s3://bucket/prefix (no trailing '/').
-    #[arg(long)]
+    /// Completion report location s3://bucket/prefix.
     pub report: Option<Location>,
-    /// Report every task (all) or only failures (failed).
-    #[arg(long, default_value = "all", value_parser = ["all", "failed"])]
-    pub report_scope: String,
-    /// Job argument for the handler (schema 2.0), repeatable: codec, downmix, storageClass, tagKey, tagValue, destBucket, destPrefix.
-    #[arg(long = "user-arg", value_parser = key_value)]
+    /// Which tasks the report lists.
+    pub report_scope: ReportScope,
+    /// Job arguments for the handler (schema 2.0).
     pub user_args: Vec<(String, String)>,
-    /// Invocation schema version.
-    #[arg(long, default_value = "2.0", value_parser = ["1.0", "2.0"])]
+    /// Invocation schema version, "1.0" or "2.0".
     pub schema_version: String,
     /// Higher runs first.
-    #[arg(long, default_value_t = 10)]
     pub priority: i64,
     /// Shown in the console and `list`.
-    #[arg(long)]
     pub description: Option<String>,
-    /// Job tag key=value (repeatable; needs s3:PutJobTagging).
-    #[arg(long = "tag", value_parser = key_value)]
+    /// Job tags.
     pub tags: Vec<(String, String)>,
-    /// Wait in Suspended until `confirm`.
-    #[arg(long)]
+    /// Wait in Suspended until confirmed.
     pub confirmation_required: bool,
-    /// Print the request, submit nothing.
-    #[arg(long)]
+    /// Build and check the request, submit nothing.
     pub dry_run: bool,
+}
+
+/// Storage classes the manifest generator takes by default.
+pub const DEFAULT_GENERATOR_STORAGE_CLASSES: [&str; 4] = [
+    "STANDARD",
+    "STANDARD_IA",
+    "ONEZONE_IA",
+    "INTELLIGENT_TIERING",
+];
+
+impl Default for JobSpec {
+    fn default() -> Self {
+        JobSpec {
+            manifest: None,
+            inventory: None,
+            generate: false,
+            source_bucket: None,
+            source_prefix: None,
+            older_than: None,
+            created_after: None,
+            created_before: None,
+            suffix: ".wav".into(),
+            min_size: crate::select::DEFAULT_MIN_SIZE,
+            generator_storage_classes: DEFAULT_GENERATOR_STORAGE_CLASSES.map(String::from).to_vec(),
+            manifest_output: None,
+            function_arn: String::new(),
+            role_arn: String::new(),
+            report: None,
+            report_scope: ReportScope::All,
+            user_args: Vec::new(),
+            schema_version: "2.0".into(),
+            priority: 10,
+            description: None,
+            tags: Vec::new(),
+            confirmation_required: false,
+            dry_run: false,
+        }
+    }
 }
 
 /// What `submit` prints.
@@ -227,10 +243,10 @@ async fn manifest_fields(s3: &aws_sdk_s3::Client, loc: &Location) -> anyhow::Res
 }
 
 /// The manifest (CSV or inventory) pinned by its current ETag, checked against the one recorded.
-async fn pinned_manifest(args: &SubmitArgs, s3: &aws_sdk_s3::Client) -> anyhow::Result<Manifest> {
+async fn pinned_manifest(args: &JobSpec, s3: &aws_sdk_s3::Client) -> anyhow::Result<Manifest> {
     let (loc, format) = match (&args.manifest, &args.inventory) {
-        (Some(m), _) => (m, job::MANIFEST_FORMATS[0]),
-        (None, Some(i)) => (i, job::MANIFEST_FORMATS[1]),
+        (Some(m), _) => (m, MANIFEST_FORMATS[0]),
+        (None, Some(i)) => (i, MANIFEST_FORMATS[1]),
         (None, None) => bail!("give --manifest, --inventory or --generate"),
     };
     let (etag, version) = manifest_etag(s3, loc).await?;
@@ -241,7 +257,7 @@ async fn pinned_manifest(args: &SubmitArgs, s3: &aws_sdk_s3::Client) -> anyhow::
             "{loc}: the manifest changed since it was written (ETag {recorded}, now {etag}); nothing submitted"
         );
     }
-    let fields = if format == job::MANIFEST_FORMATS[0] {
+    let fields = if format == MANIFEST_FORMATS[0] {
         Some(manifest_fields(s3, loc).await?)
     } else {
         None
@@ -260,7 +276,7 @@ async fn pinned_manifest(args: &SubmitArgs, s3: &aws_sdk_s3::Client) -> anyhow::
 }
 
 /// The service-side manifest generator for `--generate`.
-fn generator(args: &SubmitArgs) -> anyhow::Result<job::ManifestGenerator> {
+fn generator(args: &JobSpec) -> anyhow::Result<ManifestGenerator> {
     let Some(bucket) = &args.source_bucket else {
         bail!("--generate needs --source-bucket");
     };
@@ -272,7 +288,7 @@ fn generator(args: &SubmitArgs) -> anyhow::Result<job::ManifestGenerator> {
         before = Some(before.map_or(cutoff, |b| b.min(cutoff)));
     }
     let output = match &args.manifest_output {
-        Some(Location::S3 { bucket, key }) => Some(job::ManifestOutputLocation {
+        Some(Location::S3 { bucket, key }) => Some(ManifestOutputLocation {
             bucket: format!("arn:aws:s3:::{bucket}"),
             manifest_format: "S3InventoryReport_CSV_20211130".into(),
             manifest_prefix: (!key.is_empty()).then(|| key.clone()),
@@ -281,15 +297,15 @@ fn generator(args: &SubmitArgs) -> anyhow::Result<job::ManifestGenerator> {
         None => None,
     };
     let one = |s: &Option<String>| s.clone().filter(|x| !x.is_empty()).map(|x| vec![x]);
-    Ok(job::ManifestGenerator {
-        s3_job_manifest_generator: job::S3JobManifestGenerator {
+    Ok(ManifestGenerator {
+        s3_job_manifest_generator: S3JobManifestGenerator {
             source_bucket: format!("arn:aws:s3:::{bucket}"),
             enable_manifest_output: output.is_some(),
             manifest_output_location: output,
-            filter: Some(job::GeneratorFilter {
+            filter: Some(GeneratorFilter {
                 created_after: args.created_after.map(midnight),
                 created_before: before.map(midnight),
-                key_name_constraint: Some(job::KeyNameConstraint {
+                key_name_constraint: Some(KeyNameConstraint {
                     match_any_prefix: one(&args.source_prefix),
                     match_any_suffix: one(&Some(args.suffix.clone())),
                 }),
@@ -310,7 +326,7 @@ fn generator(args: &SubmitArgs) -> anyhow::Result<job::ManifestGenerator> {
 
 /// Builds, checks and (unless a dry run) submits the job.
 pub async fn submit(
-    args: &SubmitArgs,
+    args: &JobSpec,
     opts: &JobOptions,
     aws: &AwsOptions,
 ) -> anyhow::Result<Submitted> {
@@ -328,10 +344,9 @@ pub async fn submit(
             enabled: true,
             prefix: (!key.is_empty()).then(|| key.clone()),
             report_scope: Some(
-                if args.report_scope == "failed" {
-                    "FailedTasksOnly"
-                } else {
-                    "AllTasks"
+                match args.report_scope {
+                    ReportScope::Failed => "FailedTasksOnly",
+                    ReportScope::All => "AllTasks",
                 }
                 .into(),
             ),
@@ -390,177 +405,4 @@ pub async fn submit(
         client_request_token: token,
         request: job,
     })
-}
-
-/// `status JOB`.
-pub async fn status(job_id: &str, opts: &JobOptions, aws: &AwsOptions) -> anyhow::Result<JobState> {
-    let (client, account) = opts.client_and_account(aws).await?;
-    control::describe(&client, &account, job_id).await
-}
-
-/// `list`.
-pub async fn list(
-    statuses: &[String],
-    opts: &JobOptions,
-    aws: &AwsOptions,
-) -> anyhow::Result<Vec<JobState>> {
-    let (client, account) = opts.client_and_account(aws).await?;
-    control::list(&client, &account, statuses).await
-}
-
-/// `confirm JOB` / `cancel JOB`.
-pub async fn set_status(
-    job_id: &str,
-    to: &str,
-    reason: Option<&str>,
-    opts: &JobOptions,
-    aws: &AwsOptions,
-) -> anyhow::Result<String> {
-    let (client, account) = opts.client_and_account(aws).await?;
-    control::update_status(&client, &account, job_id, to, reason).await
-}
-
-/// Exit codes of `wait`.
-pub mod exit {
-    /// Complete, no failed task.
-    pub const COMPLETE: u8 = 0;
-    /// Complete with failed tasks (see `report`).
-    pub const FAILED_TASKS: u8 = 2;
-    /// The job failed.
-    pub const JOB_FAILED: u8 = 3;
-    /// The job was cancelled.
-    pub const CANCELLED: u8 = 4;
-    /// Gave up waiting.
-    pub const TIMEOUT: u8 = 5;
-}
-
-/// The exit code for a job's final state.
-pub fn exit_code(state: &JobState) -> u8 {
-    match state.status.as_str() {
-        "Complete" if state.progress.as_ref().and_then(|p| p.failed).unwrap_or(0) > 0 => {
-            exit::FAILED_TASKS
-        }
-        "Complete" => exit::COMPLETE,
-        "Failed" => exit::JOB_FAILED,
-        "Cancelled" => exit::CANCELLED,
-        _ => exit::TIMEOUT,
-    }
-}
-
-/// `wait JOB`: follows the job to a terminal state with a progress bar; returns the last state and exit code.
-pub async fn wait(
-    job_id: &str,
-    interval: Duration,
-    timeout: Option<Duration>,
-    opts: &JobOptions,
-    aws: &AwsOptions,
-) -> anyhow::Result<(JobState, ExitCode)> {
-    let (client, account) = opts.client_and_account(aws).await?;
-    let started = std::time::Instant::now();
-    let pb = if std::io::stderr().is_terminal() {
-        indicatif::ProgressBar::new(0)
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    pb.set_style(
-        indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} tasks, {elapsed}")
-            .expect("template")
-            .progress_chars("=> "),
-    );
-    loop {
-        let state = control::describe(&client, &account, job_id).await?;
-        match &state.progress {
-            Some(p) => {
-                pb.set_length(p.total.unwrap_or(0).max(0) as u64);
-                pb.set_position((p.succeeded.unwrap_or(0) + p.failed.unwrap_or(0)).max(0) as u64);
-                pb.set_message(format!(
-                    "{} ({} failed)",
-                    state.status,
-                    p.failed
-                        .map(|f| f.to_string())
-                        .unwrap_or_else(|| "?".into())
-                ));
-            }
-            None => pb.set_message(format!("{} (progress unknown)", state.status)),
-        }
-        if state.is_terminal() {
-            pb.finish_and_clear();
-            let code = exit_code(&state);
-            return Ok((state, ExitCode::from(code)));
-        }
-        if timeout.is_some_and(|t| started.elapsed() >= t) {
-            pb.finish_and_clear();
-            return Ok((state, ExitCode::from(exit::TIMEOUT)));
-        }
-        tokio::time::sleep(interval).await;
-    }
-}
-
-/// One line per job state.
-pub fn describe_line(s: &JobState) -> String {
-    let progress = match &s.progress {
-        None => "progress unknown".to_string(),
-        Some(p) => {
-            let n = |v: Option<i64>| v.map(|x| x.to_string()).unwrap_or_else(|| "?".into());
-            format!(
-                "{} of {} succeeded, {} failed",
-                n(p.succeeded),
-                n(p.total),
-                n(p.failed)
-            )
-        }
-    };
-    let mut line = format!("{}  {:<10} {progress}", s.job_id, s.status);
-    if let Some(d) = &s.description {
-        line += &format!("  \"{d}\"");
-    }
-    for f in &s.failures {
-        line += &format!("\n  failure: {f}");
-    }
-    if let Some(r) = &s.report {
-        line += &format!("\n  report: {r}/job-{}/manifest.json", s.job_id);
-    }
-    line
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::control::Progress;
-
-    fn state(status: &str, failed: Option<i64>) -> JobState {
-        JobState {
-            job_id: "j".into(),
-            status: status.into(),
-            progress: failed.map(|f| Progress {
-                total: Some(10),
-                succeeded: Some(10 - f),
-                failed: Some(f),
-                active_seconds: None,
-            }),
-            failures: vec![],
-            report: None,
-            priority: None,
-            description: None,
-            status_update_reason: None,
-            definition: None,
-        }
-    }
-
-    #[test]
-    fn exit_codes_tell_outcomes_apart() {
-        assert_eq!(exit_code(&state("Complete", Some(0))), exit::COMPLETE);
-        assert_eq!(exit_code(&state("Complete", None)), exit::COMPLETE);
-        assert_eq!(exit_code(&state("Complete", Some(3))), exit::FAILED_TASKS);
-        assert_eq!(exit_code(&state("Failed", Some(600))), exit::JOB_FAILED);
-        assert_eq!(exit_code(&state("Cancelled", None)), exit::CANCELLED);
-        assert!(
-            !state("Completing", None).is_terminal(),
-            "Completing is transient"
-        );
-        assert!(
-            describe_line(&state("Preparing", None)).contains("progress unknown"),
-            "absent progress is unknown, not zero"
-        );
-    }
 }

@@ -44,7 +44,7 @@ struct Server {
 
 impl Server {
     fn path(&self, bucket: &str, key: &str) -> PathBuf {
-        let name = crate::report::md5_hex(format!("{bucket}\0{key}").as_bytes());
+        let name = batch_contract::md5::md5_hex(format!("{bucket}\0{key}").as_bytes());
         self.extras.join(format!("{name}.json"))
     }
 
@@ -74,7 +74,7 @@ fn parse_tagging(header: Option<&str>) -> S3Result<BTreeMap<String, String>> {
     for pair in header.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         let d = |s: &str| {
-            batch_handler::schema::decode_key(s)
+            batch_contract::key::decode_key(s)
                 .map_err(|_| s3_error!(InvalidTag, "malformed x-amz-tagging {s:?}"))
         };
         tags.insert(d(k)?, if v.is_empty() { String::new() } else { d(v)? });

@@ -93,7 +93,7 @@ impl Invoker for LambdaApi {
             .send()
             .await
             .map_err(|e| {
-                InvokeError::Unreachable(batch_handler::schema::one_line(
+                InvokeError::Unreachable(batch_contract::text::one_line(
                     &format!("{}", aws_sdk_lambda::Error::from(e)),
                     1024,
                 ))

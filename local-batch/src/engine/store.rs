@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::job::CreateJob;
+use batch_contract::job::CreateJob;
 
 /// A job as the engine keeps it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -22,8 +22,8 @@ pub struct JobRecord {
     pub request: CreateJob,
     /// The request without its token, to tell a retry from a reuse.
     pub fingerprint: String,
-    /// `New`, `Preparing`, `Suspended`, `Ready`, `Active`, `Cancelling`, `Failing`, `Complete`, ...
-    pub status: String,
+    /// Where the job is in its life.
+    pub status: JobStatus,
     /// Priority (UpdateJobPriority changes it).
     pub priority: i64,
     /// Why the status last changed.
@@ -42,6 +42,64 @@ pub struct JobRecord {
     pub total: Option<u64>,
     /// `(object ARN, ETag)` of the generated manifest.
     pub generated_manifest: Option<(String, String)>,
+}
+
+/// The statuses of a Batch Operations job, spelled as the API spells them (and as the store
+/// keeps them on disk).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum JobStatus {
+    /// Created, not yet looked at.
+    New,
+    /// Reading the manifest.
+    Preparing,
+    /// Waiting for confirmation.
+    Suspended,
+    /// About to run.
+    Ready,
+    /// Running tasks.
+    Active,
+    /// Cancel requested; in-flight tasks finishing.
+    Cancelling,
+    /// Cancelled.
+    Cancelled,
+    /// The failure rule tripped; in-flight tasks finishing.
+    Failing,
+    /// Failed.
+    Failed,
+    /// Every task ran.
+    Complete,
+}
+
+impl JobStatus {
+    /// The API's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::New => "New",
+            JobStatus::Preparing => "Preparing",
+            JobStatus::Suspended => "Suspended",
+            JobStatus::Ready => "Ready",
+            JobStatus::Active => "Active",
+            JobStatus::Cancelling => "Cancelling",
+            JobStatus::Cancelled => "Cancelled",
+            JobStatus::Failing => "Failing",
+            JobStatus::Failed => "Failed",
+            JobStatus::Complete => "Complete",
+        }
+    }
+
+    /// Complete, Failed or Cancelled: nothing more happens.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            JobStatus::Complete | JobStatus::Failed | JobStatus::Cancelled
+        )
+    }
+}
+
+impl std::fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// One object of a job, as the manifest names it (key still URL-encoded).

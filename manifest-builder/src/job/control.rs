@@ -13,7 +13,7 @@ use aws_sdk_s3control::types::{
     RequestedJobStatus, S3Tag,
 };
 
-use crate::job::CreateJob;
+use batch_contract::job::CreateJob;
 
 /// Sends every call to one URL, without the account-id host prefix.
 #[derive(Debug)]
@@ -40,7 +40,7 @@ pub fn request_token(job: &CreateJob) -> String {
     basis.client_request_token = None;
     basis.account_id = None;
     let text = serde_json::to_string(&basis).expect("job serialises");
-    crate::report::md5_hex(text.as_bytes())
+    batch_contract::md5::md5_hex(text.as_bytes())
 }
 
 fn built<T, E: std::fmt::Display>(r: Result<T, E>, what: &str) -> anyhow::Result<T> {
@@ -138,7 +138,7 @@ fn time(s: &Option<String>, what: &str) -> anyhow::Result<Option<aws_smithy_type
 }
 
 fn generator(
-    g: &crate::job::ManifestGenerator,
+    g: &batch_contract::job::ManifestGenerator,
 ) -> anyhow::Result<aws_sdk_s3control::types::JobManifestGenerator> {
     use aws_sdk_s3control::types::{
         GeneratedManifestFormat, JobManifestGeneratorFilter, KeyNameConstraint,
@@ -296,8 +296,8 @@ fn definition(job: &aws_sdk_s3control::types::JobDescriptor) -> Option<CreateJob
     Some(CreateJob {
         account_id: None,
         confirmation_required: Some(job.confirmation_required().unwrap_or(false)),
-        operation: crate::job::Operation {
-            lambda_invoke: crate::job::LambdaInvoke {
+        operation: batch_contract::job::Operation {
+            lambda_invoke: batch_contract::job::LambdaInvoke {
                 function_arn: li.function_arn()?.to_string(),
                 invocation_schema_version: li.invocation_schema_version().map(str::to_string),
                 user_arguments: li.user_arguments().map(|m| m.clone().into_iter().collect()),
@@ -305,7 +305,7 @@ fn definition(job: &aws_sdk_s3control::types::JobDescriptor) -> Option<CreateJob
         },
         manifest: None,
         manifest_generator: None,
-        report: crate::job::Report {
+        report: batch_contract::job::Report {
             bucket: r.and_then(|r| r.bucket()).map(str::to_string),
             format: r.and_then(|r| r.format()).map(|f| f.as_str().to_string()),
             enabled: r.is_some_and(|r| r.enabled()),

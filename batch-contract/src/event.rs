@@ -1,4 +1,5 @@
-//! The S3 Batch Operations Lambda contract, schema 1.0 and 2.0, and the manifest key encoding.
+//! The Lambda invocation of S3 Batch Operations, schema 1.0 and 2.0: built by the local engine,
+//! parsed by the handler, answered with one result per task.
 //!
 //! Own types rather than `aws_lambda_events`: its task type has no `s3Bucket` and its job type no
 //! `userArguments`, so a 2.0 event would lose the bucket (`s3-batch-ops.md` §8). Parsing starts
@@ -8,124 +9,14 @@
 
 use std::collections::BTreeMap;
 
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use crate::key::decode_key;
+use crate::text::one_line;
 
 /// Longest `resultString` we send: the limit is undocumented, the report stores it in a CSV cell.
 pub const MAX_RESULT_STRING: usize = 1024;
-
-/// Every byte outside `A-Z a-z 0-9 - . _ ~ /` is percent-encoded in manifests we write.
-const KEY_ENCODE_SET: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~')
-    .remove(b'/');
-
-/// Encodes a key for a manifest so that `unquote` and `unquote_plus` both give it back.
-pub fn encode_key(key: &str) -> String {
-    utf8_percent_encode(key, KEY_ENCODE_SET).to_string()
-}
-
-/// Per byte: written as it is in a key we encode (`A-Z a-z 0-9 - . _ ~ /`).
-static LITERAL: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut c = 0;
-    while c < 256 {
-        let b = c as u8;
-        t[c] = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/');
-        c += 1;
-    }
-    t
-};
-
-/// Per byte: its value as a hex digit, or 0xFF; `upper` leaves out `a-f` (our spelling).
-const fn hex_table(upper_only: bool) -> [u8; 256] {
-    let mut t = [0xFF; 256];
-    let mut c = 0;
-    while c < 256 {
-        let b = c as u8;
-        t[c] = match b {
-            b'0'..=b'9' => b - b'0',
-            b'A'..=b'F' => b - b'A' + 10,
-            b'a'..=b'f' if !upper_only => b - b'a' + 10,
-            _ => 0xFF,
-        };
-        c += 1;
-    }
-    t
-}
-static HEX: [u8; 256] = hex_table(false);
-static UPPER_HEX: [u8; 256] = hex_table(true);
-
-/// Whether `raw` (a key that [`decode_key`] accepts) is exactly what [`encode_key`] writes for
-/// it, so a manifest can copy it as it is instead of decoding and encoding it again.
-pub fn is_encoded_as_written(raw: &str) -> bool {
-    let b = raw.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
-        if LITERAL[c as usize] {
-            i += 1;
-            continue;
-        }
-        if c != b'%' || i + 2 >= b.len() {
-            return false;
-        }
-        let (h, l) = (UPPER_HEX[b[i + 1] as usize], UPPER_HEX[b[i + 2] as usize]);
-        // Not hex in our spelling, or a byte we would have written as it is.
-        if h == 0xFF || l == 0xFF || LITERAL[(h * 16 + l) as usize] {
-            return false;
-        }
-        i += 3;
-    }
-    !b.is_empty()
-}
-
-/// Why a key from an event could not be decoded.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum KeyError {
-    /// `%` not followed by two hex digits.
-    #[error("key is not URL-encoded: '%' at byte {0} is not followed by two hex digits")]
-    BadEscape(usize),
-    /// Decoded bytes are not UTF-8.
-    #[error("key does not decode to UTF-8 text")]
-    NotUtf8,
-    /// Empty key.
-    #[error("key is empty")]
-    Empty,
-}
-
-/// Form-decodes a key as S3 Batch Operations delivers it: `+` is a space, then `%XX` escapes.
-///
-/// This is Python's `unquote_plus`, which AWS's current examples use for both schema versions,
-/// except that a malformed escape is an error here rather than passed through, so a key that was
-/// never encoded fails with its reason instead of a confusing `NoSuchKey`.
-pub fn decode_key(raw: &str) -> Result<String, KeyError> {
-    if raw.is_empty() {
-        return Err(KeyError::Empty);
-    }
-    let b = raw.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = |at: usize| b.get(at).map_or(0xFF, |&c| HEX[c as usize]);
-                match (hex(i + 1), hex(i + 2)) {
-                    (h, l) if h != 0xFF && l != 0xFF => out.push(h * 16 + l),
-                    _ => return Err(KeyError::BadEscape(i)),
-                }
-                i += 2;
-            }
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).map_err(|_| KeyError::NotUtf8)
-}
 
 /// Bucket name from a bucket ARN: the text after the last `:` (both ARN forms AWS sends).
 pub fn bucket_from_arn(arn: &str) -> Option<&str> {
@@ -320,7 +211,7 @@ fn parse_task(t: &Value, version: Option<SchemaVersion>) -> TaskEntry {
 }
 
 /// The three result codes S3 understands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ResultCode {
     /// Done (converted, or nothing to do).
     Succeeded,
@@ -379,57 +270,111 @@ impl Response {
     }
 }
 
-/// Replaces control characters by spaces and cuts to `max` bytes on a character boundary.
-pub fn one_line(s: &str, max: usize) -> String {
-    let clean: String = s
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if clean.len() <= max {
-        return clean;
+/// One task of an event being built, its key exactly as the manifest spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutgoingTask<'a> {
+    /// Opaque id the function echoes.
+    pub task_id: &'a str,
+    /// Bucket name.
+    pub bucket: &'a str,
+    /// Key as written in the manifest (URL-encoded).
+    pub raw_key: &'a str,
+    /// Version, when the manifest has one.
+    pub version_id: Option<&'a str>,
+}
+
+/// Builds the event Batch Operations sends for one task: schema `"2.0"` (bucket by name, the
+/// job's `userArguments`) or anything else as `"1.0"` (bucket ARN, no arguments).
+pub fn build(
+    schema_version: Option<&str>,
+    invocation_id: &str,
+    job_id: &str,
+    user_arguments: Option<&BTreeMap<String, String>>,
+    task: OutgoingTask<'_>,
+) -> Value {
+    let mut t = serde_json::Map::new();
+    t.insert("taskId".into(), task.task_id.into());
+    if schema_version == Some("2.0") {
+        t.insert("s3Bucket".into(), task.bucket.into());
+    } else {
+        t.insert(
+            "s3BucketArn".into(),
+            format!("arn:aws:s3:::{}", task.bucket).into(),
+        );
     }
-    let ellipsis = "...";
-    let mut cut = max - ellipsis.len();
-    while !clean.is_char_boundary(cut) {
-        cut -= 1;
+    t.insert("s3Key".into(), task.raw_key.into());
+    t.insert("s3VersionId".into(), task.version_id.into());
+    let mut job = serde_json::Map::new();
+    job.insert("id".into(), job_id.into());
+    let version = if schema_version == Some("2.0") {
+        if let Some(args) = user_arguments {
+            job.insert(
+                "userArguments".into(),
+                serde_json::to_value(args).expect("string map"),
+            );
+        }
+        "2.0"
+    } else {
+        "1.0"
+    };
+    serde_json::json!({
+        "invocationSchemaVersion": version,
+        "invocationId": invocation_id,
+        "job": job,
+        "tasks": [t],
+    })
+}
+
+/// A function's answer for one task, as the service reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// `Succeeded`, with the result string.
+    Succeeded(String),
+    /// `TemporaryFailure`: re-driven.
+    Temporary(String),
+    /// `PermanentFailure`, or an answer the service cannot read.
+    Permanent(String),
+}
+
+/// Reads a function's response for `task_id` the way the service does: a missing result takes
+/// `treatMissingKeysAs` (default `TemporaryFailure`); an unreadable one fails permanently.
+pub fn answer(response: &Value, task_id: &str) -> Answer {
+    let Some(results) = response.get("results").and_then(Value::as_array) else {
+        return Answer::Permanent("Invalid JSON returned in Lambda payload".into());
+    };
+    let found = results
+        .iter()
+        .find(|r| r.get("taskId").and_then(Value::as_str) == Some(task_id));
+    let (code, text) = match found {
+        Some(r) => (
+            r.get("resultCode").and_then(Value::as_str).unwrap_or(""),
+            r.get("resultString")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+        ),
+        None => (
+            response
+                .get("treatMissingKeysAs")
+                .and_then(Value::as_str)
+                .unwrap_or("TemporaryFailure"),
+            "the function's answer has no result for this task".to_string(),
+        ),
+    };
+    match code {
+        "Succeeded" => Answer::Succeeded(text),
+        "TemporaryFailure" => Answer::Temporary(text),
+        "PermanentFailure" => Answer::Permanent(text),
+        other => Answer::Permanent(format!(
+            "Invalid JSON returned in Lambda payload: resultCode {other:?}"
+        )),
     }
-    format!("{}{ellipsis}", &clean[..cut])
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn a_key_is_copied_only_when_it_is_written_the_way_we_write_it() {
-        let keys = [
-            "connect/i/CallRecordings/2024/01/26/id_20240126T03:07_UTC.wav",
-            "a b+c%.wav",
-            "AWS SKO 2015/Agenda.pdf",
-            "récit/ünïcode 音声.wav",
-            "~tilde/-dash_/x.y",
-            "plain/key.wav",
-        ];
-        for key in keys {
-            let ours = encode_key(key);
-            assert!(is_encoded_as_written(&ours), "{ours}");
-            assert_eq!(decode_key(&ours).unwrap(), key);
-        }
-        // Same key, other spellings: lower-case hex, '+' for a space, an escaped literal, a raw ':'.
-        for other in [
-            "a%3ab.wav",
-            "a+b.wav",
-            "a%2Db.wav",
-            "a:b.wav",
-            "a%3",
-            "a%",
-            "",
-        ] {
-            assert!(!is_encoded_as_written(other), "{other}");
-        }
-        assert!(is_encoded_as_written("a%3Ab.wav"));
-    }
 
     fn only_task(v: Value) -> (Invocation, Task) {
         let inv = parse(&v);
@@ -536,78 +481,6 @@ mod tests {
     }
 
     #[test]
-    fn f8_key_decoding() {
-        let cases = [
-            ("object%20key%20with%20spaces", "object key with spaces"),
-            (
-                "photos/jpgs/newjersey/objectkey5",
-                "photos/jpgs/newjersey/objectkey5",
-            ),
-            ("AWS+SKO+2015/Agenda.pdf", "AWS SKO 2015/Agenda.pdf"),
-            ("a%2Bb.wav", "a+b.wav"),
-            (
-                "connect/acme/CallRecordings/2024/01/26/e81b7b4d-20ac-472d-8aad-0d848ce7c9b4_20240126T03%3A07_UTC.wav",
-                "connect/acme/CallRecordings/2024/01/26/e81b7b4d-20ac-472d-8aad-0d848ce7c9b4_20240126T03:07_UTC.wav",
-            ),
-            ("object1key%7Clower", "object1key|lower"),
-            (
-                "%7B%22origKey%22%3A%20%22object1key%22%2C%20%22newKey%22%3A%20%22newObject1Key%22%7D",
-                "{\"origKey\": \"object1key\", \"newKey\": \"newObject1Key\"}",
-            ),
-            ("caf%C3%A9.wav", "café.wav"),
-        ];
-        for (raw, want) in cases {
-            assert_eq!(decode_key(raw).unwrap(), want, "{raw}");
-        }
-    }
-
-    #[test]
-    fn undecodable_keys_fail_with_a_reason() {
-        assert_eq!(decode_key("a%zzb"), Err(KeyError::BadEscape(1)));
-        assert_eq!(decode_key("trailing%4"), Err(KeyError::BadEscape(8)));
-        assert_eq!(decode_key("bad%FFutf8"), Err(KeyError::NotUtf8));
-        assert_eq!(decode_key(""), Err(KeyError::Empty));
-    }
-
-    #[test]
-    fn encoding_round_trips_odd_keys_through_either_decoder() {
-        let long = "x/".repeat(600);
-        let keys = [
-            "sp ace/ü+plus=eq&.wav",
-            "pct%2Fenc,comma",
-            "日本語/通話.wav",
-            "T03:07_UTC.wav",
-            long.as_str(),
-        ];
-        for k in keys {
-            let enc = encode_key(k);
-            assert!(
-                enc.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-._~/%".contains(&b)),
-                "{enc}"
-            );
-            assert!(
-                !enc.contains('+'),
-                "no '+' survives, so unquote and unquote_plus agree"
-            );
-            assert_eq!(decode_key(&enc).unwrap(), k);
-        }
-        assert_eq!(encode_key("a b+c:d,e"), "a%20b%2Bc%3Ad%2Ce");
-    }
-
-    #[test]
-    fn f9_manifest_keys_are_what_we_would_write() {
-        assert_eq!(
-            encode_key("object key with spaces"),
-            "object%20key%20with%20spaces"
-        );
-        assert_eq!(
-            encode_key("photos/jpgs/objectkey4"),
-            "photos/jpgs/objectkey4"
-        );
-    }
-
-    #[test]
     fn unknown_version_fails_every_task_but_keeps_ids() {
         let mut e = fixture("F5");
         e["invocationSchemaVersion"] = json!("3.0");
@@ -709,5 +582,48 @@ mod tests {
         let r = TaskResult::new("t", ResultCode::Succeeded, &long);
         assert!(r.result_string.len() <= MAX_RESULT_STRING);
         assert!(r.result_string.ends_with("..."));
+    }
+
+    #[test]
+    fn answers_are_read_like_the_service_reads_them() {
+        let ok = json!({"results": [{"taskId": "t", "resultCode": "Succeeded", "resultString": "converted"}]});
+        assert_eq!(answer(&ok, "t"), Answer::Succeeded("converted".into()));
+        let missing = json!({"treatMissingKeysAs": "PermanentFailure", "results": []});
+        assert!(matches!(answer(&missing, "t"), Answer::Permanent(_)));
+        let default_missing = json!({"results": []});
+        assert!(matches!(
+            answer(&default_missing, "t"),
+            Answer::Temporary(_)
+        ));
+        assert!(
+            matches!(answer(&json!({"x": 1}), "t"), Answer::Permanent(m) if m.starts_with("Invalid JSON"))
+        );
+    }
+
+    #[test]
+    fn built_events_carry_the_schema_asked_for_and_parse_back() {
+        let task = OutgoingTask {
+            task_id: "t",
+            bucket: "b",
+            raw_key: "a%3Ab.wav",
+            version_id: None,
+        };
+        let v1 = build(None, "i", "j", None, task);
+        assert_eq!(v1["tasks"][0]["s3BucketArn"], "arn:aws:s3:::b");
+        assert_eq!(v1["tasks"][0]["s3VersionId"], Value::Null);
+        let args: BTreeMap<String, String> = [("codec".to_string(), "alaw".to_string())].into();
+        let v2 = build(Some("2.0"), "i", "j", Some(&args), task);
+        assert_eq!(v2["tasks"][0]["s3Bucket"], "b");
+        assert_eq!(v2["tasks"][0]["s3Key"], "a%3Ab.wav");
+        assert_eq!(v2["job"]["userArguments"]["codec"], "alaw");
+        for (v, version) in [(v1, SchemaVersion::V1), (v2, SchemaVersion::V2)] {
+            let inv = parse(&v);
+            assert_eq!(inv.error, None);
+            assert_eq!(inv.version, Some(version));
+            let TaskEntry::Ready(t) = &inv.tasks[0] else {
+                panic!("{:?}", inv.tasks[0])
+            };
+            assert_eq!((t.bucket.as_str(), t.key.as_str()), ("b", "a:b.wav"));
+        }
     }
 }

@@ -53,8 +53,7 @@ fn query(q: &str) -> Vec<(String, String)> {
         .filter(|p| !p.is_empty())
         .map(|p| {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            let d =
-                |s: &str| batch_handler::schema::decode_key(s).unwrap_or_else(|_| s.to_string());
+            let d = |s: &str| batch_contract::key::decode_key(s).unwrap_or_else(|_| s.to_string());
             (d(k), d(v))
         })
         .collect()

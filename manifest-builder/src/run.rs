@@ -1,0 +1,218 @@
+//! The main job in one call: select → manifest → submit → wait → report, against AWS or on this
+//! machine ([`crate::local`]: the local engine and, optionally, the embedded S3).
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::Serialize;
+
+use crate::aws::AwsOptions;
+use crate::job::{self, JobOptions, JobSpec};
+use crate::location::Location;
+use crate::report::{self, ReportSummary};
+use crate::select::{self, Selection};
+
+/// Account id of local jobs when none is given.
+pub const LOCAL_ACCOUNT: &str = "000000000000";
+/// Function ARN of local jobs when none is given (the in-process handler ignores it).
+pub const LOCAL_FUNCTION: &str = "arn:aws:lambda:us-east-1:000000000000:function:batch-handler";
+/// Role ARN of local jobs when none is given.
+pub const LOCAL_ROLE: &str = "arn:aws:iam::000000000000:role/batch-operations-local";
+
+/// What `run` does: the selection, then a job over it with these settings.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    /// What to select (the request of `manifest`).
+    pub selection: Selection,
+    /// On this machine: the local engine with the handler in this process (or `function_url`).
+    pub local: bool,
+    /// The handler (default with `local`: [`LOCAL_FUNCTION`]).
+    pub function_arn: Option<String>,
+    /// The role Batch Operations assumes (default with `local`: [`LOCAL_ROLE`]).
+    pub role_arn: Option<String>,
+    /// Completion report location (default: `reports` beside the manifest).
+    pub report: Option<Location>,
+    /// Job arguments for the handler.
+    pub user_args: Vec<(String, String)>,
+    /// Invocation schema version.
+    pub schema_version: String,
+    /// Higher runs first.
+    pub priority: i64,
+    /// Seconds between DescribeJob calls (default: 10, or 0.2 locally).
+    pub interval: Option<f64>,
+    /// Give up waiting after this many seconds (the job goes on).
+    pub timeout: Option<f64>,
+}
+
+impl Default for RunRequest {
+    fn default() -> Self {
+        let job = JobSpec::default();
+        RunRequest {
+            selection: Selection::default(),
+            local: false,
+            function_arn: None,
+            role_arn: None,
+            report: None,
+            user_args: Vec::new(),
+            schema_version: job.schema_version,
+            priority: job.priority,
+            interval: None,
+            timeout: None,
+        }
+    }
+}
+
+/// Where the calls of a run go: AWS, or the local pieces already started.
+#[derive(Debug, Clone, Default)]
+pub struct Target {
+    /// S3 (and STS) calls.
+    pub aws: AwsOptions,
+    /// S3 Control calls.
+    pub jobs: JobOptions,
+}
+
+/// What `run` did.
+#[derive(Debug, Serialize)]
+pub struct RunOutcome {
+    /// What was selected.
+    pub selected: u64,
+    /// Bytes selected.
+    pub selected_bytes: u64,
+    /// The job, if one was submitted.
+    pub job_id: Option<String>,
+    /// Its final status.
+    pub status: Option<String>,
+    /// Its report, summarised.
+    pub report: Option<ReportSummary>,
+    /// Wall time of the whole run.
+    pub seconds: f64,
+    /// Exit code (as `wait`).
+    #[serde(skip)]
+    pub exit: u8,
+}
+
+/// select → manifest → submit → wait → report, with the calls going to `target` (AWS, or the
+/// local pieces the caller started: see [`crate::local::start`]).
+pub async fn run(
+    args: &RunRequest,
+    target: &Target,
+    started: std::time::Instant,
+) -> anyhow::Result<RunOutcome> {
+    let (aws, jobs) = (&target.aws, &target.jobs);
+    let mut select = args.selection.clone();
+    if select.output.is_none() {
+        match (&select.bucket, args.local) {
+            (Some(bucket), true) => {
+                let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S");
+                select.output = Some(Location::S3 {
+                    bucket: bucket.clone(),
+                    key: format!("batch-operations/manifests/run-{stamp}.csv"),
+                });
+            }
+            _ => bail!("give --output s3://bucket/key.csv: where the job's manifest goes"),
+        }
+    }
+    let output = select.output.clone().expect("set above");
+    let summary = select::run(&select, aws).await?;
+    let mut outcome = RunOutcome {
+        selected: summary.objects,
+        selected_bytes: summary.bytes,
+        job_id: None,
+        status: None,
+        report: None,
+        seconds: 0.0,
+        exit: 0,
+    };
+    eprintln!(
+        "selected {} recordings, {:.1} MB, manifest {output}",
+        summary.objects,
+        summary.bytes as f64 / 1e6
+    );
+    if summary.objects == 0 || select.dry_run {
+        outcome.seconds = started.elapsed().as_secs_f64();
+        return Ok(outcome);
+    }
+    if summary.manifests.len() != 1 {
+        bail!(
+            "the selection was split into {} manifests; submit each with `submit --manifest`",
+            summary.manifests.len()
+        );
+    }
+    let need = |v: &Option<String>, default: &str, what: &str| -> anyhow::Result<String> {
+        match (v, args.local) {
+            (Some(v), _) => Ok(v.clone()),
+            (None, true) => Ok(default.to_string()),
+            (None, false) => bail!("give --{what}"),
+        }
+    };
+    let report = args
+        .report
+        .clone()
+        .unwrap_or_else(|| output.sibling("reports"));
+    let submit = JobSpec {
+        manifest: Some(output.clone()),
+        function_arn: need(&args.function_arn, LOCAL_FUNCTION, "function-arn")?,
+        role_arn: need(&args.role_arn, LOCAL_ROLE, "role-arn")?,
+        report: Some(report),
+        user_args: args.user_args.clone(),
+        schema_version: args.schema_version.clone(),
+        priority: args.priority,
+        description: Some(format!("shrink {} recordings", summary.objects)),
+        ..JobSpec::default()
+    };
+    let submitted = job::submit(&submit, jobs, aws).await?;
+    let job_id = submitted.job_id.context("no job id")?;
+    eprintln!("job {job_id} submitted");
+    let interval = args.interval.unwrap_or(if args.local { 0.2 } else { 10.0 });
+    let (state, _) = job::wait(
+        &job_id,
+        Duration::from_secs_f64(interval),
+        args.timeout.map(Duration::from_secs_f64),
+        jobs,
+        aws,
+    )
+    .await?;
+    outcome.exit = job::exit_code(&state);
+    outcome.status = Some(state.status.clone());
+    for f in &state.failures {
+        eprintln!("job failure: {f}");
+    }
+    if state.is_terminal() {
+        match report::read(&job_id, jobs, aws).await {
+            Ok((loc, rows)) => outcome.report = Some(report::summarise(&loc, &rows)),
+            Err(e) => eprintln!("no completion report: {e:#}"),
+        }
+    }
+    outcome.job_id = Some(job_id);
+    outcome.seconds = started.elapsed().as_secs_f64();
+    Ok(outcome)
+}
+
+/// Prints a run's outcome for people.
+pub fn print(o: &RunOutcome) {
+    if let (Some(id), Some(status)) = (&o.job_id, &o.status) {
+        println!("job {id}: {status}");
+    } else {
+        println!("nothing submitted ({} recordings selected)", o.selected);
+    }
+    if let Some(r) = &o.report {
+        report::print(r);
+        let gb = |b: u64| b as f64 / 1e9;
+        let prices = crate::estimate::Prices::default();
+        let before = gb(r.bytes_before) * prices.standard_gb_month;
+        let after = gb(r.bytes_after) * prices.glacier_ir_gb_month;
+        if r.converted > 0 {
+            println!(
+                "storage of the converted recordings: ${before:.4}/month in S3 Standard -> ${after:.4}/month in Glacier IR \
+                 (saves ${:.4}/month, ${:.2} per TB-month of originals)",
+                before - after,
+                (before - after) / gb(r.bytes_before) * 1000.0
+            );
+        }
+    }
+    println!(
+        "{:.1} s, {:.1} objects/s",
+        o.seconds,
+        o.selected as f64 / o.seconds.max(1e-9)
+    );
+}
