@@ -143,9 +143,9 @@ async fn run_entry(
     };
     let started = std::time::Instant::now();
     let work = {
-        let task = task.clone();
+        let (task, job_id) = (task.clone(), job_id.to_string());
         // A task of its own: a panic in one object's processing becomes that task's failure.
-        tokio::spawn(async move { task::run(&ctx, &settings, &task).await })
+        tokio::spawn(async move { task::run(&ctx, &settings, &task, &job_id).await })
     };
     let outcome = run_until(work, deadline).await;
     let ms = started.elapsed().as_millis() as u64;
@@ -185,7 +185,9 @@ async fn run_until(
                 // Dropping the PUT mid-body aborts it: nothing partial is committed.
                 work.abort();
                 return Outcome::Temporary(
-                    "stopped before the Lambda deadline; nothing was overwritten, S3 will redrive the task".into(),
+                    "stopped before the Lambda deadline; S3 will redrive the task (a write that completed \
+                     meanwhile is recognised then as this task's)"
+                        .into(),
                 );
             }
         },

@@ -26,6 +26,10 @@ use batch_contract::event::Task;
 
 /// Metadata key that marks objects this tool wrote, so a rerun skips them even without the tag.
 pub const MARK_METADATA: &str = "transcoded-by";
+/// Metadata naming the job and task that wrote a conversion (`<job id>/<task id>`).
+pub const TASK_METADATA: &str = "converted-by-task";
+/// Metadata with the audio's duration in seconds, so a recognised conversion reports it.
+pub const DURATION_METADATA: &str = "audio-seconds";
 
 /// Output is sent to the upload in pieces of about this size.
 const SEND_CHUNK: usize = 256 * 1024;
@@ -137,11 +141,14 @@ fn s3_url(bucket: &str, key: &str) -> String {
     format!("s3://{bucket}/{key}")
 }
 
-/// Converts one object; every error ends as an [`Outcome`], nothing propagates.
-pub async fn run(ctx: &Context, settings: &Settings, task: &Task) -> Outcome {
+/// Converts one object; every error ends as an [`Outcome`], nothing propagates. `job_id` and the
+/// task's id are stamped on the conversion, so that a retry of this task (after a write whose
+/// answer was lost, a deadline, a crash) recognises its own earlier work and says so.
+pub async fn run(ctx: &Context, settings: &Settings, task: &Task, job_id: &str) -> Outcome {
     let started = Instant::now();
-    match convert(ctx, settings, task).await {
-        Ok(mut summary) => {
+    let marker = format!("{job_id}/{}", task.task_id);
+    match convert(ctx, settings, task, &marker).await {
+        Ok(mut summary) | Err(Outcome::Done(mut summary)) => {
             summary.elapsed_seconds = (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
             Outcome::Done(summary)
         }
@@ -149,19 +156,112 @@ pub async fn run(ctx: &Context, settings: &Settings, task: &Task) -> Outcome {
     }
 }
 
-async fn convert(ctx: &Context, settings: &Settings, task: &Task) -> Result<Summary, Outcome> {
-    let (out_bucket, out_key) = match &settings.target {
+/// Where the conversion goes.
+struct Output {
+    bucket: String,
+    key: String,
+    /// Replacing the original (else a new object under a destination prefix or bucket).
+    in_place: bool,
+}
+
+impl Output {
+    fn url(&self) -> String {
+        s3_url(&self.bucket, &self.key)
+    }
+}
+
+/// What the GET of the original told us, beside its body.
+struct Original {
+    size: u64,
+    etag: Option<String>,
+    version: Option<String>,
+    metadata: HashMap<String, String>,
+    cache_control: Option<String>,
+    content_disposition: Option<String>,
+    content_language: Option<String>,
+    sse: Option<ServerSideEncryption>,
+    kms_key: Option<String>,
+    bucket_key: Option<bool>,
+    tag_count: i32,
+}
+
+async fn convert(
+    ctx: &Context,
+    settings: &Settings,
+    task: &Task,
+    marker: &str,
+) -> Result<Summary, Outcome> {
+    let output = output_of(ctx, settings, task).await?;
+    // 1. Read (pinned to the task's version when it has one). The response headers are our HEAD.
+    let (original, body) = read_original(ctx, task).await?;
+    if let Some(done) = already_marked(&original, &output, task, marker) {
+        return Ok(done);
+    }
+    // 2. Tags: only fetched when there are some; ours means "already converted".
+    let tags = match carried_tags(ctx, settings, task, &original).await? {
+        Carried::Tags(tags) => tags,
+        Carried::Converted(skip) => return Ok(skip),
+    };
+    // 3. Read up to the first audio byte: then the output length is known.
+    let (plan, body, transcoder, first) = match read_plan(body, settings, original.size).await? {
+        Planned::Plan(p) => *p,
+        Planned::Skip(skip) => return Ok(skip),
+    };
+    if let Some(hook) = &ctx.hooks.before_write {
+        hook(task.clone()).await;
+    }
+    // 4. One streaming PUT of exactly plan.output_len bytes, conditional on what was read.
+    if output.in_place && original.etag.is_none() {
+        return Err(Outcome::Permanent(
+            "the object has no ETag: it cannot be replaced conditionally".into(),
+        ));
+    }
+    let (tx, channel_body) = ChannelBody::new(plan.output_len, CHANNEL_DEPTH);
+    let put = build_put(
+        ctx,
+        settings,
+        &output,
+        &original,
+        &plan,
+        &tags,
+        marker,
+        channel_body,
+    );
+    let (pumped, written) =
+        tokio::join!(pump(body, transcoder, first, tx, original.size), put.send());
+    // 5. What the write means.
+    let written = interpret_write(ctx, task, &output, &original, marker, pumped, written).await?;
+    Ok(Summary {
+        action: crate::outcome::Action::Converted,
+        reason: None,
+        bytes_in: original.size,
+        bytes_out: plan.output_len,
+        duration_seconds: (plan.seconds() * 1000.0).round() / 1000.0,
+        elapsed_seconds: 0.0,
+        output_key: output.key,
+        output_version_id: written.version_id().map(str::to_string),
+        codec: Some(plan.options.codec.name().into()),
+        downmix: Some(plan.options.downmix.name().into()),
+        input_format: Some(plan.input.format.describe()),
+        dropped_bytes: plan.input.partial_frame_bytes(),
+        missing_bytes: plan.input.missing_bytes(),
+    })
+}
+
+/// The output's place, refused when it would destroy the original or cannot exist.
+async fn output_of(ctx: &Context, settings: &Settings, task: &Task) -> Result<Output, Outcome> {
+    let (bucket, key) = match &settings.target {
         Target::InPlace => (task.bucket.clone(), task.key.clone()),
         Target::Destination { bucket, prefix } => (
             bucket.clone().unwrap_or_else(|| task.bucket.clone()),
             format!("{prefix}{}", task.key),
         ),
     };
-    let in_place = out_bucket == task.bucket && out_key == task.key;
-    if out_key.len() > 1024 {
+    let in_place = bucket == task.bucket && key == task.key;
+    if key.len() > 1024 {
         return Err(Outcome::Permanent(format!(
             "output key would be {} bytes; S3 keys are at most 1024",
-            out_key.len()
+            key.len()
         )));
     }
     if in_place
@@ -174,8 +274,14 @@ async fn convert(ctx: &Context, settings: &Settings, task: &Task) -> Result<Summ
             task.bucket
         )));
     }
+    Ok(Output {
+        bucket,
+        key,
+        in_place,
+    })
+}
 
-    // 1. Read (pinned to the task's version when it has one). The response headers are our HEAD.
+async fn read_original(ctx: &Context, task: &Task) -> Result<(Original, ByteStream), Outcome> {
     let mut get = ctx.s3.get_object().bucket(&task.bucket).key(&task.key);
     if let Some(v) = &task.version_id {
         get = get.version_id(v);
@@ -183,32 +289,77 @@ async fn convert(ctx: &Context, settings: &Settings, task: &Task) -> Result<Summ
     let obj = get
         .send()
         .await
-        .map_err(|e| classify("reading the object", &e))?;
-    let size = obj.content_length().unwrap_or(0).max(0) as u64;
-    let etag = obj.e_tag().map(str::to_string);
-    let version_read = obj.version_id().map(str::to_string);
-    if let Some(by) = obj.metadata().and_then(|m| m.get(MARK_METADATA)) {
-        return Ok(Summary::skipped(
-            format!("already converted (metadata {MARK_METADATA}={by})"),
-            size,
+        .map_err(|e| classify("reading the object (GetObject)", &e))?;
+    let original = Original {
+        size: obj.content_length().unwrap_or(0).max(0) as u64,
+        etag: obj.e_tag().map(str::to_string),
+        version: obj.version_id().map(str::to_string),
+        metadata: obj.metadata.clone().unwrap_or_default(),
+        cache_control: obj.cache_control.clone(),
+        content_disposition: obj.content_disposition.clone(),
+        content_language: obj.content_language.clone(),
+        sse: obj.server_side_encryption.clone(),
+        kms_key: obj.ssekms_key_id.clone(),
+        bucket_key: obj.bucket_key_enabled,
+        tag_count: obj.tag_count().unwrap_or(0),
+    };
+    Ok((original, obj.body))
+}
+
+/// An object that is already a conversion: this very task's (its answer was lost), or not.
+fn already_marked(
+    original: &Original,
+    output: &Output,
+    task: &Task,
+    marker: &str,
+) -> Option<Summary> {
+    let by = original.metadata.get(MARK_METADATA)?;
+    // Unpinned and in place, a retry reads its own conversion back: it is this task's if the
+    // conversion names this task.
+    if output.in_place
+        && task.version_id.is_none()
+        && original.metadata.get(TASK_METADATA).map(String::as_str) == Some(marker)
+    {
+        return Some(earlier_attempt(
+            &original.metadata,
+            original.size,
+            output,
+            original.version.clone(),
         ));
     }
+    Some(Summary::skipped(
+        format!("already converted (metadata {MARK_METADATA}={by})"),
+        original.size,
+    ))
+}
 
-    // 2. Tags: only fetched when there are some; ours means "already converted".
+enum Carried {
+    /// The original's tags plus ours, for the conversion.
+    Tags(Vec<(String, String)>),
+    /// The original carries our tag: nothing to do.
+    Converted(Summary),
+}
+
+async fn carried_tags(
+    ctx: &Context,
+    settings: &Settings,
+    task: &Task,
+    original: &Original,
+) -> Result<Carried, Outcome> {
     let mut tags: Vec<(String, String)> = Vec::new();
-    if obj.tag_count().unwrap_or(0) > 0 {
+    if original.tag_count > 0 {
         let mut req = ctx
             .s3
             .get_object_tagging()
             .bucket(&task.bucket)
             .key(&task.key);
-        if let Some(v) = version_read.as_ref().or(task.version_id.as_ref()) {
+        if let Some(v) = original.version.as_ref().or(task.version_id.as_ref()) {
             req = req.version_id(v);
         }
         let out = req
             .send()
             .await
-            .map_err(|e| classify("reading the object's tags", &e))?;
+            .map_err(|e| classify("reading the object's tags (GetObjectTagging)", &e))?;
         tags = out
             .tag_set()
             .iter()
@@ -219,13 +370,13 @@ async fn convert(ctx: &Context, settings: &Settings, task: &Task) -> Result<Summ
         .iter()
         .any(|(k, v)| *k == settings.tag_key && *v == settings.tag_value)
     {
-        return Ok(Summary::skipped(
+        return Ok(Carried::Converted(Summary::skipped(
             format!(
                 "already converted (tag {}={})",
                 settings.tag_key, settings.tag_value
             ),
-            size,
-        ));
+            original.size,
+        )));
     }
     tags.retain(|(k, _)| *k != settings.tag_key);
     if tags.len() >= MAX_TAGS {
@@ -235,26 +386,46 @@ async fn convert(ctx: &Context, settings: &Settings, task: &Task) -> Result<Summ
         )));
     }
     tags.push((settings.tag_key.clone(), settings.tag_value.clone()));
+    Ok(Carried::Tags(tags))
+}
 
-    // 3. Read up to the first audio byte: then the output length is known.
-    let mut body = obj.body;
+/// The plan, with the rest of the body, the transcoder and the first output bytes.
+type PlanAndRest = (Plan, ByteStream, Transcoder, Vec<u8>);
+
+enum Planned {
+    Plan(Box<PlanAndRest>),
+    /// Already G.711: nothing to do.
+    Skip(Summary),
+}
+
+async fn read_plan(
+    mut body: ByteStream,
+    settings: &Settings,
+    size: u64,
+) -> Result<Planned, Outcome> {
     let mut transcoder = Transcoder::new(settings.options, size);
     let mut out = Vec::with_capacity(SEND_CHUNK * 2);
-    let plan = loop {
+    let mut received = 0u64;
+    loop {
         match body.next().await {
-            Some(Ok(bytes)) => match transcoder.feed(&bytes, &mut out) {
-                Ok(Some(plan)) => break plan,
-                Ok(None) => {}
-                Err(TranscodeError::AlreadyEncoded { codec, format }) => {
-                    return Ok(Summary {
-                        codec: Some(codec.name().into()),
-                        input_format: Some(format.clone()),
-                        ..Summary::skipped(format!("already {} ({format})", codec.name()), size)
-                    });
+            Some(Ok(bytes)) => {
+                received += bytes.len() as u64;
+                match transcoder.feed(&bytes, &mut out) {
+                    Ok(Some(plan)) => {
+                        return Ok(Planned::Plan(Box::new((plan, body, transcoder, out))));
+                    }
+                    Ok(None) => {}
+                    Err(TranscodeError::AlreadyEncoded { codec, format }) => {
+                        return Ok(Planned::Skip(Summary {
+                            codec: Some(codec.name().into()),
+                            input_format: Some(format.clone()),
+                            ..Summary::skipped(format!("already {} ({format})", codec.name()), size)
+                        }));
+                    }
+                    Err(e) => return Err(Outcome::from_transcode(&e)),
                 }
-                Err(e) => return Err(Outcome::from_transcode(&e)),
-            },
-            Some(Err(e)) => return Err(Outcome::Temporary(format!("reading the object: {e}"))),
+            }
+            Some(Err(e)) => return Err(body_cut(&e, received, size)),
             None => {
                 let err = transcoder
                     .finish()
@@ -262,20 +433,41 @@ async fn convert(ctx: &Context, settings: &Settings, task: &Task) -> Result<Summ
                 return Err(Outcome::from_transcode(&err));
             }
         }
-    };
-
-    if let Some(hook) = &ctx.hooks.before_write {
-        hook(task.clone()).await;
     }
+}
 
-    // 4. One streaming PUT of exactly plan.output_len bytes, conditional on what was read.
-    let mut metadata = obj.metadata.clone().unwrap_or_default();
+/// A body that stopped before its end: which call, how far it got, and the error's chain.
+fn body_cut(e: &(dyn std::error::Error + 'static), received: u64, size: u64) -> Outcome {
+    let mut chain = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        chain.push_str(": ");
+        chain.push_str(&s.to_string());
+        source = s.source();
+    }
+    Outcome::Temporary(format!(
+        "reading the object (GetObject body): cut after {received} of {size} bytes: {chain}"
+    ))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_put(
+    ctx: &Context,
+    settings: &Settings,
+    output: &Output,
+    original: &Original,
+    plan: &Plan,
+    tags: &[(String, String)],
+    marker: &str,
+    body: ChannelBody,
+) -> aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder {
+    let mut metadata = original.metadata.clone();
     metadata.insert("original-format".into(), plan.input.format.describe());
-    metadata.insert("original-size".into(), size.to_string());
-    if let Some(e) = &etag {
+    metadata.insert("original-size".into(), original.size.to_string());
+    if let Some(e) = &original.etag {
         metadata.insert("original-etag".into(), e.trim_matches('"').to_string());
     }
-    if let Some(v) = &version_read {
+    if let Some(v) = &original.version {
         metadata.insert("original-version-id".into(), v.clone());
     }
     metadata.insert(
@@ -288,68 +480,94 @@ async fn convert(ctx: &Context, settings: &Settings, task: &Task) -> Result<Summ
             plan.options.downmix.name()
         ),
     );
-    let (tx, channel_body) = ChannelBody::new(plan.output_len, CHANNEL_DEPTH);
+    metadata.insert(TASK_METADATA.into(), marker_header(marker));
+    metadata.insert(DURATION_METADATA.into(), format!("{:.3}", plan.seconds()));
     let mut put = ctx
         .s3
         .put_object()
-        .bucket(&out_bucket)
-        .key(&out_key)
-        .body(ByteStream::from_body_1_x(channel_body))
+        .bucket(&output.bucket)
+        .key(&output.key)
+        .body(ByteStream::from_body_1_x(body))
         .content_length(plan.output_len as i64)
         .content_type("audio/wav")
         .storage_class(settings.storage_class.clone())
         .set_metadata(Some(metadata))
-        .tagging(tagging_header(&tags))
-        .set_cache_control(obj.cache_control.clone())
-        .set_content_disposition(obj.content_disposition.clone())
-        .set_content_language(obj.content_language.clone());
+        .tagging(tagging_header(tags))
+        .set_cache_control(original.cache_control.clone())
+        .set_content_disposition(original.content_disposition.clone())
+        .set_content_language(original.content_language.clone());
     if let Some(sse @ (ServerSideEncryption::AwsKms | ServerSideEncryption::AwsKmsDsse)) =
-        &obj.server_side_encryption
+        &original.sse
     {
         put = put
             .server_side_encryption(sse.clone())
-            .set_ssekms_key_id(obj.ssekms_key_id.clone())
-            .set_bucket_key_enabled(obj.bucket_key_enabled);
+            .set_ssekms_key_id(original.kms_key.clone())
+            .set_bucket_key_enabled(original.bucket_key);
     }
-    put = if in_place {
-        let Some(etag) = &etag else {
-            return Err(Outcome::Permanent(
-                "the object has no ETag: it cannot be replaced conditionally".into(),
-            ));
-        };
-        put.if_match(etag)
-    } else {
-        put.if_none_match("*")
-    };
+    match (&original.etag, output.in_place) {
+        (Some(etag), true) => put.if_match(etag),
+        // Refused before the PUT is built (see `convert`).
+        (None, true) => put,
+        (_, false) => put.if_none_match("*"),
+    }
+}
 
-    let (pumped, written) = tokio::join!(pump(body, transcoder, out, tx), put.send());
-    let where_to = s3_url(&out_bucket, &out_key);
-    let written = match (pumped, written) {
-        (Err(PumpError::Failed(outcome)), _) => return Err(outcome),
+/// A marker as it can travel in a metadata header (printable ASCII; task ids are base64 or hex).
+fn marker_header(marker: &str) -> String {
+    marker
+        .chars()
+        .map(|c| if c.is_ascii_graphic() { c } else { '_' })
+        .take(256)
+        .collect()
+}
+
+async fn interpret_write(
+    ctx: &Context,
+    task: &Task,
+    output: &Output,
+    original: &Original,
+    marker: &str,
+    pumped: Result<u32, PumpError>,
+    written: Result<
+        aws_sdk_s3::operation::put_object::PutObjectOutput,
+        aws_sdk_s3::error::SdkError<
+            aws_sdk_s3::operation::put_object::PutObjectError,
+            aws_sdk_s3::config::http::HttpResponse,
+        >,
+    >,
+) -> Result<aws_sdk_s3::operation::put_object::PutObjectOutput, Outcome> {
+    let where_to = output.url();
+    match (pumped, written) {
+        (Err(PumpError::Failed(outcome)), _) => Err(outcome),
         (_, Err(e)) => {
             let precondition_failed = e.raw_response().map(|r| r.status().as_u16()) == Some(412);
-            if precondition_failed && !in_place {
-                return Ok(Summary::skipped(
-                    format!("already converted (destination {where_to} exists)"),
-                    size,
-                ));
-            }
-            if precondition_failed && let Some(pinned) = &task.version_id {
-                // A task pinned to an older version would meet 412 on every redrive: say so once.
-                if let Some(current) = current_version(ctx, task).await.filter(|c| c != pinned) {
+            if precondition_failed {
+                // Ours already? (An earlier attempt whose answer was lost, or another job.)
+                if let Some(found) = recognise(ctx, output, original, marker).await {
+                    return Err(Outcome::Done(found));
+                }
+                if !output.in_place {
                     return Err(Outcome::Permanent(format!(
-                        "version {pinned} is no longer the current version ({current} is); \
-                         not converted, nothing overwritten"
+                        "writing {where_to}: the destination exists and is not this tool's conversion of \
+                         this original; nothing overwritten"
                     )));
                 }
+                if let Some(pinned) = &task.version_id {
+                    // A task pinned to an older version would meet 412 on every redrive: say so once.
+                    if let Some(current) = current_version(ctx, task).await.filter(|c| c != pinned)
+                    {
+                        return Err(Outcome::Permanent(format!(
+                            "version {pinned} is no longer the current version ({current} is); \
+                             not converted, nothing overwritten"
+                        )));
+                    }
+                }
             }
-            return Err(classify(&format!("writing {where_to}"), &e));
+            Err(classify(&format!("writing {where_to} (PutObject)"), &e))
         }
-        (Err(PumpError::UploadGone), Ok(_)) => {
-            return Err(Outcome::Temporary(format!(
-                "writing {where_to}: upload ended before the body was sent"
-            )));
-        }
+        (Err(PumpError::UploadGone), Ok(_)) => Err(Outcome::Temporary(format!(
+            "writing {where_to} (PutObject): upload ended before the body was sent"
+        ))),
         (Ok(crc), Ok(written)) => {
             // The server checked the CRC32 trailer the SDK sent; confirm it stored what we produced.
             if let Some(stored) = written.checksum_crc32() {
@@ -361,25 +579,101 @@ async fn convert(ctx: &Context, settings: &Settings, task: &Task) -> Result<Summ
                     )));
                 }
             }
-            written
+            Ok(written)
         }
-    };
+    }
+}
 
-    Ok(Summary {
+/// After a conditional write failed: is the object now at the output this tool's conversion of
+/// exactly this original (same ETag, same version)? Then this task's earlier attempt wrote it
+/// (it names this task: converted, said so), or another job did (skipped, said so).
+async fn recognise(
+    ctx: &Context,
+    output: &Output,
+    original: &Original,
+    marker: &str,
+) -> Option<Summary> {
+    let head = ctx
+        .s3
+        .head_object()
+        .bucket(&output.bucket)
+        .key(&output.key)
+        .send()
+        .await
+        .ok()?;
+    let meta = head.metadata().cloned().unwrap_or_default();
+    meta.get(MARK_METADATA)?;
+    let etag = original.etag.as_deref()?.trim_matches('"');
+    if meta.get("original-etag").map(String::as_str) != Some(etag) {
+        return None;
+    }
+    if let Some(v) = &original.version
+        && meta.get("original-version-id") != Some(v)
+    {
+        return None;
+    }
+    let version = head.version_id().map(str::to_string);
+    if meta.get(TASK_METADATA).map(String::as_str) == Some(marker_header(marker).as_str()) {
+        let mut s = earlier_attempt(&meta, original.size, output, version);
+        s.bytes_out = head.content_length().unwrap_or(0).max(0) as u64;
+        return Some(s);
+    }
+    let by = meta
+        .get(TASK_METADATA)
+        .map(|m| format!("task {m}"))
+        .unwrap_or_else(|| "an earlier job".into());
+    let place = if output.in_place {
+        "the current version"
+    } else {
+        "the destination"
+    };
+    Some(Summary::skipped(
+        format!(
+            "already converted: {place} {} (version {}) is the conversion of this very original, by {by}",
+            output.url(),
+            version.as_deref().unwrap_or("none")
+        ),
+        original.size,
+    ))
+}
+
+/// This task's conversion, written by an earlier attempt whose answer never arrived.
+fn earlier_attempt(
+    meta: &HashMap<String, String>,
+    bytes_in: u64,
+    output: &Output,
+    version: Option<String>,
+) -> Summary {
+    let mut words = meta
+        .get(MARK_METADATA)
+        .map(|m| m.split(' ').map(str::to_string).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .skip(1);
+    Summary {
         action: crate::outcome::Action::Converted,
-        reason: None,
-        bytes_in: size,
-        bytes_out: plan.output_len,
-        duration_seconds: (plan.seconds() * 1000.0).round() / 1000.0,
+        reason: Some(
+            "converted by an earlier attempt of this task (its answer was lost); not written again"
+                .into(),
+        ),
+        bytes_in: meta
+            .get("original-size")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(bytes_in),
+        bytes_out: 0,
+        duration_seconds: meta
+            .get(DURATION_METADATA)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0.0),
         elapsed_seconds: 0.0,
-        output_key: out_key,
-        output_version_id: written.version_id().map(str::to_string),
-        codec: Some(plan.options.codec.name().into()),
-        downmix: Some(plan.options.downmix.name().into()),
-        input_format: Some(plan.input.format.describe()),
-        dropped_bytes: plan.input.partial_frame_bytes(),
-        missing_bytes: plan.input.missing_bytes(),
-    })
+        output_key: output.key.clone(),
+        output_version_id: version,
+        codec: words.next(),
+        downmix: words.next(),
+        input_format: meta.get("original-format").cloned(),
+        dropped_bytes: 0,
+        missing_bytes: 0,
+    }
 }
 
 /// The current version id of the task's key (one HEAD, only after a conditional write failed).
@@ -418,6 +712,7 @@ async fn pump(
     mut transcoder: Transcoder,
     mut out: Vec<u8>,
     tx: BodySender,
+    size: u64,
 ) -> Result<u32, PumpError> {
     let mut crc = crc32fast::Hasher::new();
     let fail = |tx: &BodySender, outcome: Outcome| {
@@ -436,10 +731,7 @@ async fn pump(
                 }
             }
             Some(Err(e)) => {
-                return Err(fail(
-                    &tx,
-                    Outcome::Temporary(format!("reading the object: {e}")),
-                ));
+                return Err(fail(&tx, body_cut(&e, transcoder.bytes_in(), size)));
             }
             None => break,
         }

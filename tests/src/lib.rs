@@ -125,6 +125,12 @@ pub fn event_v1(bucket: &str, tasks: &[(&str, Option<&str>)]) -> Value {
            "job": {"id": "job-e2e"}, "tasks": tasks})
 }
 
+/// The same event as sent by another job (a rerun, not a retry of the same task).
+pub fn as_job(mut event: Value, job_id: &str) -> Value {
+    event["job"]["id"] = json!(job_id);
+    event
+}
+
 /// A schema 2.0 event with user arguments.
 pub fn event_v2(bucket: &str, tasks: &[(&str, Option<&str>)], args: Value) -> Value {
     let tasks: Vec<Value> = tasks

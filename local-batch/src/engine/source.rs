@@ -420,7 +420,9 @@ mod tests {
         let t = csv_tasks(b"b,a%20b.wav,v1\nb,c.wav,null\n", &fields, "m.csv").unwrap();
         assert_eq!(t[0].key, "a%20b.wav");
         assert_eq!(t[1].version.as_deref(), Some("null"));
-        let e = csv_tasks(b"b,a.wav,v1\nb,c.wav\n", &fields, "m.csv").unwrap_err().to_string();
+        let e = csv_tasks(b"b,a.wav,v1\nb,c.wav\n", &fields, "m.csv")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("m.csv: line 2: 2 fields"), "{e}");
         assert!(split_object_arn("arn:aws:s3:::b").is_err());
         assert_eq!(

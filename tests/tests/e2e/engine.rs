@@ -967,7 +967,12 @@ async fn serve_starts_the_embedded_s3_and_the_engine_for_other_clients() {
             .trim_matches('"'),
         etag
     );
-    let again = serde_json::to_value(handler.handle(&event, None).await).unwrap();
+    let again = serde_json::to_value(
+        handler
+            .handle(&e2e_tests::as_job(event.clone(), "second-job"), None)
+            .await,
+    )
+    .unwrap();
     assert!(
         again["results"][0]["resultString"]
             .as_str()

@@ -218,7 +218,7 @@ async fn in_place_on_a_versioned_bucket_keeps_the_original_and_writes_alaw() {
     assert_eq!(tags.get("retention").map(String::as_str), Some("7y"));
     assert_eq!(tags.get("converted").map(String::as_str), Some("true"));
 
-    // A second run (by the same version id or by key) changes nothing.
+    // A second job (by the same version id or by key) changes nothing.
     for task in [
         (encode_key(key), None),
         (
@@ -229,7 +229,10 @@ async fn in_place_on_a_versioned_bucket_keeps_the_original_and_writes_alaw() {
         let results = env
             .run(
                 &handler,
-                &event_v1(&bucket, &[(&task.0, task.1.as_deref())]),
+                &as_job(
+                    event_v1(&bucket, &[(&task.0, task.1.as_deref())]),
+                    "second-job",
+                ),
             )
             .await;
         assert_eq!(results[0].result_code, ResultCode::Succeeded);
@@ -375,9 +378,12 @@ async fn destination_prefix_mode_leaves_the_original_untouched() {
             .map(String::as_str),
         Some("true")
     );
-    // Rerun: the destination exists, so nothing is overwritten.
+    // Another job: the destination exists, so nothing is overwritten.
     let results = env
-        .run(&handler, &event_v1(&bucket, &[("in/call.wav", None)]))
+        .run(
+            &handler,
+            &as_job(event_v1(&bucket, &[("in/call.wav", None)]), "second-job"),
+        )
         .await;
     let s = summary(&results[0]);
     assert_eq!(s["action"], "skipped");
@@ -425,7 +431,9 @@ async fn odd_keys_round_trip_from_manifest_encoding_to_the_object() {
         );
     }
     tasks = vec![(inventory_style, None)];
-    let results = env.run(&handler, &event_v1(&bucket, &tasks)).await;
+    let results = env
+        .run(&handler, &as_job(event_v1(&bucket, &tasks), "second-job"))
+        .await;
     assert_eq!(
         summary(&results[0])["action"],
         "skipped",
@@ -821,4 +829,142 @@ async fn a_converted_object_costs_two_requests_three_with_tags_counted_at_the_se
     .map(|(k, n)| (k.to_string(), n))
     .collect();
     assert_eq!(by_task, want, "requests the handler made, by kind");
+}
+
+/// A PUT that S3 committed but whose answer never arrived: the task's retry (same job, same task)
+/// meets 412 on the pinned original and must recognise the current version as its own
+/// conversion of exactly that original, and say so; another job says it was done before; a
+/// genuinely newer version stays a failure.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retry_after_a_lost_answer_reports_its_own_earlier_conversion() {
+    let Some(env) = env("a_retry_after_a_lost_answer") else {
+        return;
+    };
+    let bucket = new_bucket(&env.s3, "lost-answer", true).await;
+    let original = connect_wav(1.0);
+    let v1 = env
+        .put(&bucket, "a b+c.wav", original.clone())
+        .await
+        .unwrap();
+    let handler = env.handler(Settings::default());
+    let event = event_v1(&bucket, &[(&encode_key("a b+c.wav"), Some(&v1))]);
+    let first = env.run(&handler, &event).await;
+    assert_eq!(first[0].result_code, ResultCode::Succeeded);
+    let first = summary(&first[0]);
+    assert_eq!(first["action"], "converted", "{first}");
+    // The answer was lost: the service retries the very same task.
+    let retry = env.run(&handler, &event).await;
+    assert_eq!(
+        retry[0].result_code,
+        ResultCode::Succeeded,
+        "{}",
+        retry[0].result_string
+    );
+    let retry = summary(&retry[0]);
+    assert_eq!(retry["action"], "converted", "{retry}");
+    assert!(
+        retry["reason"]
+            .as_str()
+            .unwrap()
+            .contains("earlier attempt"),
+        "{retry}"
+    );
+    for field in [
+        "outputVersionId",
+        "bytesIn",
+        "bytesOut",
+        "durationSeconds",
+        "codec",
+        "downmix",
+    ] {
+        assert_eq!(retry[field], first[field], "{field}: {retry} vs {first}");
+    }
+    assert_eq!(
+        env.versions(&bucket, "a b+c.wav").await,
+        2,
+        "no second conversion"
+    );
+    assert_eq!(
+        env.get(&bucket, "a b+c.wav", Some(&v1)).await,
+        original,
+        "original intact"
+    );
+    // Another job over the same manifest: done before, by someone else; not counted again.
+    let other = env.run(&handler, &as_job(event.clone(), "job-2")).await;
+    let other = summary(&other[0]);
+    assert_eq!(other["action"], "skipped", "{other}");
+    assert!(
+        other["reason"]
+            .as_str()
+            .unwrap()
+            .contains("conversion of this very original"),
+        "{other}"
+    );
+    // A genuinely different newer version: the retry fails, naming it, and overwrites nothing.
+    let newer = connect_wav(0.5);
+    let v3 = env.put(&bucket, "a b+c.wav", newer.clone()).await.unwrap();
+    let late = env.run(&handler, &event).await;
+    assert_failed(
+        &late[0],
+        ResultCode::PermanentFailure,
+        &format!("version {v1} is no longer the current version ({v3} is)"),
+    );
+    assert_eq!(env.get(&bucket, "a b+c.wav", None).await, newer);
+}
+
+/// The same recognition in the two other modes: in place on an unversioned bucket the operator
+/// opted into, and a destination prefix (where a foreign object at the destination is refused).
+#[tokio::test(flavor = "multi_thread")]
+async fn own_earlier_conversions_are_recognised_unversioned_and_in_destination_mode() {
+    let Some(env) = env("own_earlier_conversions_other_modes") else {
+        return;
+    };
+    let bucket = new_bucket(&env.s3, "lost-answer-unv", false).await;
+    env.put(&bucket, "call.wav", connect_wav(0.5)).await;
+    let opted_in =
+        Settings::from_lookup(|k| (k == "ALLOW_UNVERSIONED_OVERWRITE").then(|| "true".to_string()))
+            .unwrap();
+    let handler = env.handler(opted_in);
+    let event = event_v1(&bucket, &[("call.wav", None)]);
+    assert_eq!(
+        summary(&env.run(&handler, &event).await[0])["action"],
+        "converted"
+    );
+    let retry = summary(&env.run(&handler, &event).await[0]);
+    assert_eq!(retry["action"], "converted", "{retry}");
+    assert!(
+        retry["reason"]
+            .as_str()
+            .unwrap()
+            .contains("earlier attempt")
+    );
+    let other = summary(&env.run(&handler, &as_job(event, "job-2")).await[0]);
+    assert_eq!(other["action"], "skipped", "{other}");
+
+    let dest =
+        Settings::from_lookup(|k| (k == "DEST_PREFIX").then(|| "alaw/".to_string())).unwrap();
+    let handler = env.handler(dest);
+    env.put(&bucket, "d/call.wav", connect_wav(0.5)).await;
+    let event = event_v1(&bucket, &[("d/call.wav", None)]);
+    let first = summary(&env.run(&handler, &event).await[0]);
+    assert_eq!(first["action"], "converted", "{first}");
+    let retry = summary(&env.run(&handler, &event).await[0]);
+    assert_eq!(retry["action"], "converted", "{retry}");
+    assert_eq!(retry["bytesOut"], first["bytesOut"]);
+    // A destination that holds something else is not ours to claim, nor to overwrite.
+    env.put(&bucket, "e/call.wav", connect_wav(0.5)).await;
+    env.put(&bucket, "alaw/e/call.wav", b"someone else's".to_vec())
+        .await;
+    let foreign = env
+        .run(&handler, &event_v1(&bucket, &[("e/call.wav", None)]))
+        .await;
+    assert_failed(
+        &foreign[0],
+        ResultCode::PermanentFailure,
+        "not this tool's conversion of this original",
+    );
+    assert_eq!(
+        env.get(&bucket, "alaw/e/call.wav", None).await,
+        b"someone else's".to_vec()
+    );
 }
