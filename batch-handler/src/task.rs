@@ -540,7 +540,25 @@ async fn interpret_write(
     match (pumped, written) {
         (Err(PumpError::Failed(outcome)), _) => Err(outcome),
         (_, Err(e)) => {
-            let precondition_failed = e.raw_response().map(|r| r.status().as_u16()) == Some(412);
+            let status = e.raw_response().map(|r| r.status().as_u16());
+            let precondition_failed = status == Some(412);
+            // No answer, or a 5xx: the write may have landed all the same. One HEAD tells.
+            let unknown = !matches!(status, Some(s) if (400..500).contains(&s));
+            if unknown
+                && let Some(found) = recognise(ctx, output, original, marker).await
+                && found.action == crate::outcome::Action::Converted
+            {
+                return Err(Outcome::Done(Summary {
+                    reason: Some(format!(
+                        "converted; the write's answer was lost ({}), a HEAD found it had landed",
+                        batch_contract::text::one_line(
+                            &aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
+                            300
+                        )
+                    )),
+                    ..found
+                }));
+            }
             if precondition_failed {
                 // Ours already? (An earlier attempt whose answer was lost, or another job.)
                 if let Some(found) = recognise(ctx, output, original, marker).await {

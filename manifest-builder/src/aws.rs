@@ -1,4 +1,18 @@
 //! AWS clients from the standard chain, shaped by the CLI's global options.
+//!
+//! Retries: the SDK's standard mode (exponential backoff with full jitter) on throttling, 5xx,
+//! timeouts and resets, with [`SDK_ATTEMPTS`] attempts and backoff capped at [`MAX_BACKOFF`]
+//! (about 10 s in all at the most), where the default is 3 attempts. A response body cut short
+//! is not retried by the SDK: whole-object reads retry it themselves ([`BODY_ATTEMPTS`]).
+
+use std::time::Duration;
+
+/// Attempts of every S3 call (the SDK default is 3).
+pub const SDK_ATTEMPTS: u32 = 8;
+/// Largest backoff between two attempts.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// Reads of a whole object whose body was cut.
+pub const BODY_ATTEMPTS: u32 = 5;
 
 /// Where the AWS calls go and as whom: what every command shares.
 #[derive(Debug, Clone, Default)]
@@ -38,7 +52,11 @@ impl AwsOptions {
     /// An S3 client (path-style with a custom endpoint).
     pub async fn s3(&self) -> aws_sdk_s3::Client {
         let shared = self.config().await;
-        let mut b = aws_sdk_s3::config::Builder::from(&shared);
+        let mut b = aws_sdk_s3::config::Builder::from(&shared).retry_config(
+            aws_config::retry::RetryConfig::standard()
+                .with_max_attempts(SDK_ATTEMPTS)
+                .with_max_backoff(MAX_BACKOFF),
+        );
         let env_endpoint = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
             .iter()
             .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()));

@@ -101,17 +101,29 @@ impl Location {
         Ok(out.body)
     }
 
-    /// The whole content.
+    /// The whole content. A body cut short is read again (the SDK retries the call itself, not
+    /// a body that stops halfway), up to [`crate::aws::BODY_ATTEMPTS`] times.
     pub async fn read(&self, s3: &aws_sdk_s3::Client) -> anyhow::Result<Vec<u8>> {
         match self {
-            Location::S3 { .. } => Ok(self
-                .body(s3)
-                .await?
-                .collect()
-                .await
-                .with_context(|| format!("reading {self}"))?
-                .into_bytes()
-                .to_vec()),
+            Location::S3 { .. } => {
+                let mut attempt = 1;
+                loop {
+                    match self.body(s3).await?.collect().await {
+                        Ok(b) => return Ok(b.into_bytes().to_vec()),
+                        Err(e) if attempt < crate::aws::BODY_ATTEMPTS => {
+                            tracing::debug!(%e, attempt, "body cut; reading {self} again");
+                            attempt += 1;
+                            tokio::time::sleep(std::time::Duration::from_millis(100 << attempt))
+                                .await;
+                        }
+                        Err(e) => {
+                            return Err(anyhow::Error::new(e)).with_context(|| {
+                                format!("reading {self} (body cut, attempt {attempt})")
+                            });
+                        }
+                    }
+                }
+            }
             Location::Local(p) => tokio::fs::read(p)
                 .await
                 .with_context(|| format!("reading {}", p.display())),

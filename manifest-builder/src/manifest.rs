@@ -297,6 +297,11 @@ pub fn part_location(output: &Location, i: usize, n: usize) -> Location {
 
 /// Where the summary of `output` goes: `name.summary.json` beside it.
 pub fn summary_location(output: &Location) -> Location {
+    beside(output, "summary.json")
+}
+
+/// `<stem>.<suffix>` beside the manifest at `output` (its summary, a run's marker).
+pub fn beside(output: &Location, suffix: &str) -> Location {
     let name = match output {
         Location::S3 { key, .. } => key.rsplit('/').next().unwrap_or("manifest.csv").to_string(),
         Location::Local(p) => p
@@ -305,7 +310,7 @@ pub fn summary_location(output: &Location) -> Location {
             .unwrap_or_default(),
     };
     let stem = name.rsplit_once('.').map(|(s, _)| s).unwrap_or(&name);
-    output.sibling(&format!("{stem}.summary.json"))
+    output.sibling(&format!("{stem}.{suffix}"))
 }
 
 #[cfg(test)]

@@ -100,69 +100,148 @@ pub async fn run(
 ) -> anyhow::Result<RunOutcome> {
     let (aws, jobs) = (&target.aws, &target.jobs);
     let mut select = args.selection.clone();
-    if select.output.is_none() {
+    let fingerprint = fingerprint(args, chrono::Utc::now().date_naive())?;
+    let given = select.output.is_some();
+    let default_output = |n: u32| -> anyhow::Result<Location> {
         match (&select.bucket, args.local) {
-            (Some(bucket), true) => {
-                let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S");
-                select.output = Some(Location::S3 {
-                    bucket: bucket.clone(),
-                    key: format!("batch-operations/manifests/run-{stamp}.csv"),
-                });
-            }
+            // Named by the selection, not the clock: the same command run again finds it.
+            (Some(bucket), true) => Ok(Location::S3 {
+                bucket: bucket.clone(),
+                key: match n {
+                    1 => format!("batch-operations/manifests/run-{}.csv", &fingerprint[..16]),
+                    n => format!(
+                        "batch-operations/manifests/run-{}-{n}.csv",
+                        &fingerprint[..16]
+                    ),
+                },
+            }),
             _ => bail!("give --output s3://bucket/key.csv: where the job's manifest goes"),
         }
-    }
-    let output = select.output.clone().expect("set above");
-    let summary = select::run(&select, aws).await?;
+    };
     let mut outcome = RunOutcome {
-        selected: summary.objects,
-        selected_bytes: summary.bytes,
+        selected: 0,
+        selected_bytes: 0,
         job_id: None,
         status: None,
         report: None,
         seconds: 0.0,
         exit: 0,
     };
-    eprintln!(
-        "selected {} recordings, {:.1} MB, manifest {output}",
-        summary.objects,
-        summary.bytes as f64 / 1e6
-    );
-    if summary.objects == 0 || select.dry_run {
-        outcome.seconds = started.elapsed().as_secs_f64();
-        return Ok(outcome);
-    }
-    if summary.manifests.len() != 1 {
-        bail!(
-            "the selection was split into {} manifests; submit each with `submit --manifest`",
-            summary.manifests.len()
-        );
-    }
-    let need = |v: &Option<String>, default: &str, what: &str| -> anyhow::Result<String> {
-        match (v, args.local) {
-            (Some(v), _) => Ok(v.clone()),
-            (None, true) => Ok(default.to_string()),
-            (None, false) => bail!("give --{what}"),
+    let s3 = aws.s3().await;
+    // The run this command already started, if one is unfinished: follow it. A finished one
+    // keeps its manifest; this run selects what is left, beside it.
+    let mut job_id = None;
+    let mut earlier: Option<RunMarker> = None;
+    let mut n = 1;
+    let (output, marker_at) = loop {
+        let output = match &select.output {
+            Some(o) if given => o.clone(),
+            _ => default_output(n)?,
+        };
+        let marker_at = crate::manifest::beside(&output, "run.json");
+        let found: Option<RunMarker> = match marker_at.read(&s3).await {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .ok()
+                .filter(|m: &RunMarker| m.fingerprint == fingerprint),
+            Err(_) => None,
+        };
+        let Some(m) = found.filter(|_| !select.dry_run) else {
+            break (output, marker_at);
+        };
+        match &m.job_id {
+            None => {
+                eprintln!(
+                    "an earlier run wrote {output} but stopped before its job was recorded: submitting it \
+                     again (the same request token returns its job if it was created)"
+                );
+                earlier = Some(m);
+                break (output, marker_at);
+            }
+            Some(id) => match job::status(id, jobs, aws).await {
+                Ok(state) if !state.is_terminal() => {
+                    eprintln!(
+                        "job {id} was submitted for this selection by an earlier run ({marker_at}): following it"
+                    );
+                    outcome.selected = m.selected;
+                    outcome.selected_bytes = m.selected_bytes;
+                    job_id = Some(id.clone());
+                    break (output, marker_at);
+                }
+                Ok(_) if !given && n < 10_000 => n += 1,
+                Ok(_) => break (output, marker_at),
+                Err(e) => {
+                    eprintln!("the earlier run's job {id} is unknown ({e:#}): selecting again");
+                    break (output, marker_at);
+                }
+            },
         }
     };
-    let report = args
-        .report
-        .clone()
-        .unwrap_or_else(|| output.sibling("reports"));
-    let submit = JobSpec {
-        manifest: Some(output.clone()),
-        function_arn: need(&args.function_arn, LOCAL_FUNCTION, "function-arn")?,
-        role_arn: need(&args.role_arn, LOCAL_ROLE, "role-arn")?,
-        report: Some(report),
-        user_args: args.user_args.clone(),
-        schema_version: args.schema_version.clone(),
-        priority: args.priority,
-        description: Some(format!("shrink {} recordings", summary.objects)),
-        ..JobSpec::default()
-    };
-    let submitted = job::submit(&submit, jobs, aws).await?;
-    let job_id = submitted.job_id.context("no job id")?;
-    eprintln!("job {job_id} submitted");
+    select.output = Some(output.clone());
+    if let Some(m) = &earlier {
+        outcome.selected = m.selected;
+        outcome.selected_bytes = m.selected_bytes;
+    }
+    let resubmit = earlier.as_ref().is_some_and(|m| m.job_id.is_none());
+    if job_id.is_none() {
+        if !resubmit {
+            let summary = select::run(&select, aws).await?;
+            outcome.selected = summary.objects;
+            outcome.selected_bytes = summary.bytes;
+            eprintln!(
+                "selected {} recordings, {:.1} MB, manifest {output}",
+                summary.objects,
+                summary.bytes as f64 / 1e6
+            );
+            if summary.objects == 0 || select.dry_run {
+                outcome.seconds = started.elapsed().as_secs_f64();
+                return Ok(outcome);
+            }
+            if summary.manifests.len() != 1 {
+                bail!(
+                    "the selection was split into {} manifests; submit each with `submit --manifest`",
+                    summary.manifests.len()
+                );
+            }
+        }
+        let mut marker = RunMarker {
+            fingerprint: fingerprint.clone(),
+            manifest: output.to_string(),
+            selected: outcome.selected,
+            selected_bytes: outcome.selected_bytes,
+            job_id: None,
+        };
+        // Recorded before CreateJob: a run killed in between resubmits the same request.
+        write_marker(&s3, &marker_at, &marker).await?;
+        let need = |v: &Option<String>, default: &str, what: &str| -> anyhow::Result<String> {
+            match (v, args.local) {
+                (Some(v), _) => Ok(v.clone()),
+                (None, true) => Ok(default.to_string()),
+                (None, false) => bail!("give --{what}"),
+            }
+        };
+        let report = args
+            .report
+            .clone()
+            .unwrap_or_else(|| output.sibling("reports"));
+        let submit = JobSpec {
+            manifest: Some(output.clone()),
+            function_arn: need(&args.function_arn, LOCAL_FUNCTION, "function-arn")?,
+            role_arn: need(&args.role_arn, LOCAL_ROLE, "role-arn")?,
+            report: Some(report),
+            user_args: args.user_args.clone(),
+            schema_version: args.schema_version.clone(),
+            priority: args.priority,
+            description: Some(format!("shrink {} recordings", outcome.selected)),
+            ..JobSpec::default()
+        };
+        let submitted = job::submit(&submit, jobs, aws).await?;
+        let id = submitted.job_id.context("no job id")?;
+        eprintln!("job {id} submitted");
+        marker.job_id = Some(id.clone());
+        write_marker(&s3, &marker_at, &marker).await?;
+        job_id = Some(id);
+    }
+    let job_id = job_id.expect("submitted or found");
     let interval = args.interval.unwrap_or(if args.local { 0.2 } else { 10.0 });
     let (state, _) = job::wait(
         &job_id,
@@ -186,6 +265,71 @@ pub async fn run(
     outcome.job_id = Some(job_id);
     outcome.seconds = started.elapsed().as_secs_f64();
     Ok(outcome)
+}
+
+/// What a run records beside its manifest, so that the same command run again (after a crash,
+/// a kill, a closed terminal) follows the same job instead of starting another.
+#[derive(Debug, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RunMarker {
+    /// [`fingerprint`] of the run.
+    fingerprint: String,
+    /// The manifest.
+    manifest: String,
+    /// Recordings selected.
+    selected: u64,
+    /// Their bytes.
+    selected_bytes: u64,
+    /// The job, once created.
+    job_id: Option<String>,
+}
+
+async fn write_marker(
+    s3: &aws_sdk_s3::Client,
+    at: &Location,
+    marker: &RunMarker,
+) -> anyhow::Result<()> {
+    at.write(s3, serde_json::to_vec_pretty(marker)?, "application/json")
+        .await
+        .with_context(|| format!("recording the run at {at}"))?;
+    Ok(())
+}
+
+/// What makes two runs the same run: the selection, its window resolved to days (so
+/// `--older-than 7d` tomorrow is another run), and the job's settings. Hex MD5.
+pub fn fingerprint(args: &RunRequest, today: chrono::NaiveDate) -> anyhow::Result<String> {
+    let s = &args.selection;
+    let text = format!(
+        "{:?}|{:?}|{}|{:?}|{}|{:?}|{:?}|{:?}|{}|{:?}|{:?}|{:?}|{}|{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{}|{}|{}",
+        s.bucket,
+        s.inventory.as_ref().map(|l| l.to_string()),
+        s.prefix,
+        s.window(today)?.map(|w| (w.from, w.to)),
+        s.suffix,
+        s.key_regex.as_ref().map(|r| r.as_str().to_string()),
+        s.modified_after,
+        s.modified_before,
+        s.min_size,
+        s.max_size,
+        s.storage_classes,
+        s.skip_storage_classes,
+        s.check_tags,
+        s.converted_tag,
+        s.versions,
+        s.output.as_ref().map(|l| l.to_string()),
+        s.max_tasks,
+        args.function_arn,
+        args.role_arn,
+        args.report.as_ref().map(|l| l.to_string()),
+        args.user_args
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("&"),
+        args.schema_version,
+        args.priority,
+    );
+    Ok(batch_contract::md5::md5_hex(text.as_bytes()))
 }
 
 /// Prints a run's outcome for people.

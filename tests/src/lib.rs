@@ -5,6 +5,8 @@
 //! it prints a loud SKIP line and returns; under `scripts/test.sh` (which sets `E2E_REQUIRE=1`)
 //! a missing server is a failure, so CI cannot pass by skipping.
 
+pub mod fault_proxy;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use aws_sdk_s3::Client;

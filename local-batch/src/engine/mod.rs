@@ -27,6 +27,11 @@ use retry::EngineError;
 pub use store::JobStatus;
 use store::{JobRecord, Store, Task, TaskOutcome};
 
+/// Failure code of a job whose completion report could not be written (yet).
+pub const REPORT_WRITE_FAILED: &str = "ReportWriteFailed";
+/// Report writes (each with its own retries) before a job is failed for want of its report.
+const REPORT_ROUNDS: u32 = 3;
+
 /// Tasks that must have run before the failure-rate rule applies.
 pub const FAILURE_RULE_MIN_TASKS: u64 = 1000;
 
@@ -151,8 +156,24 @@ impl Engine {
         })
     }
 
-    /// Runs every job that was interrupted (not terminal, not waiting for confirmation).
+    /// Runs every job that was interrupted (not terminal, not waiting for confirmation), and
+    /// writes the completion reports that could not be written before.
     pub fn resume(&self) {
+        let pending: Vec<(String, JobStatus)> = {
+            let jobs = self.inner.jobs.lock().expect("jobs");
+            jobs.values()
+                .filter_map(|l| l.record.report_pending.map(|s| (l.record.id.clone(), s)))
+                .collect()
+        };
+        for (id, status) in pending {
+            let inner = self.inner.clone();
+            let handle = tokio::spawn(async move { finish(&inner, &id, status, None).await });
+            self.inner
+                .runners
+                .lock()
+                .expect("runners")
+                .push(handle.abort_handle());
+        }
         let ids: Vec<String> = {
             let jobs = self.inner.jobs.lock().expect("jobs");
             jobs.values()
@@ -284,6 +305,7 @@ impl Engine {
             active_since: None,
             total: None,
             generated_manifest: None,
+            report_pending: None,
         };
         self.inner
             .store
@@ -568,19 +590,40 @@ async fn finish(
         .flatten()
         .unwrap_or_default();
     let outcomes = inner.store.load_outcomes(id).unwrap_or_default();
-    if let Err(reason) = completion::write(&inner.s3, &record, &tasks, &outcomes).await {
-        tracing::error!(job = %id, %reason, "completion report not written");
-        let mut jobs = inner.jobs.lock().expect("jobs");
-        if let Some(l) = jobs.get_mut(id) {
-            l.record
-                .failure_reasons
-                .push(("ReportWriteFailed".into(), reason.to_string()));
+    // Each round is one report write with its own retries (see `retry`); a report that still
+    // cannot be written fails the job for now and is tried again when the engine restarts.
+    let mut written = Ok(());
+    for round in 0..REPORT_ROUNDS {
+        written = completion::write(&inner.s3, &record, &tasks, &outcomes).await;
+        match &written {
+            Ok(()) => break,
+            Err(reason) => {
+                tracing::warn!(job = %id, round, %reason, "completion report not written yet");
+                tokio::time::sleep(retry::MAX_DELAY).await;
+            }
         }
     }
     let record = {
         let mut jobs = inner.jobs.lock().expect("jobs");
         let Some(l) = jobs.get_mut(id) else { return };
-        l.record.status = status;
+        l.record
+            .failure_reasons
+            .retain(|(code, _)| code != REPORT_WRITE_FAILED);
+        match written {
+            Ok(()) => {
+                l.record.status = status;
+                l.record.report_pending = None;
+            }
+            Err(reason) => {
+                tracing::error!(job = %id, %reason, "completion report not written");
+                l.record.failure_reasons.push((
+                    REPORT_WRITE_FAILED.into(),
+                    batch_contract::text::one_line(&reason.to_string(), 1024),
+                ));
+                l.record.status = JobStatus::Failed;
+                l.record.report_pending = Some(status);
+            }
+        }
         l.record.terminated = Some(now());
         l.record.clone()
     };

@@ -1,11 +1,12 @@
 //! The engine's own S3 calls (manifest reads, inventory data files, listings, report writes),
 //! retried as the service retries them: on throttling, 5xx, timeouts, resets and cut bodies, with
-//! bounded exponential backoff and full jitter, on top of the SDK's own three attempts.
+//! bounded exponential backoff and full jitter, on top of the client's own attempts (the SDK's,
+//! 8 with the CLI's client: see `manifest_builder::aws`), which do not cover a body cut halfway.
 //!
-//! Bound: [`ATTEMPTS`] calls, sleeping at most `min(MAX_DELAY, BASE_DELAY × 2^n)` between them
-//! (0.1 + 0.2 + 0.4 + 0.8 + 1.6 + 3.2 s ≈ 6.3 s of backoff at the most, plus the calls
-//! themselves). A call that still fails gives a typed [`EngineError::S3`] naming the call, the
-//! object, the error and the attempts.
+//! Bound: [`ATTEMPTS`] rounds, sleeping at most `min(MAX_DELAY, BASE_DELAY × 2^n)` between them
+//! (0.1 + 0.2 + 0.4 s = 0.7 s of backoff at the most, plus the client's own). A call that still
+//! fails gives a typed [`EngineError::S3`] naming the call, the object, the error and the
+//! attempts.
 
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
@@ -15,7 +16,7 @@ use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
 /// Calls made before giving up.
-pub const ATTEMPTS: u32 = 7;
+pub const ATTEMPTS: u32 = 4;
 /// First backoff ceiling.
 pub const BASE_DELAY: Duration = Duration::from_millis(100);
 /// Largest backoff ceiling.
@@ -211,7 +212,7 @@ mod tests {
         .await;
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         let e = denied.unwrap_err().to_string();
-        assert_eq!(e, "GetObject s3://b/k: AccessDenied (attempt 1 of 7)");
+        assert_eq!(e, "GetObject s3://b/k: AccessDenied (attempt 1 of 4)");
         calls.store(0, Ordering::SeqCst);
         let spent: Result<(), _> = retried("PutObject", "b", "k", || async {
             calls.fetch_add(1, Ordering::SeqCst);
@@ -222,6 +223,6 @@ mod tests {
         })
         .await;
         assert_eq!(calls.load(Ordering::SeqCst), ATTEMPTS);
-        assert!(spent.unwrap_err().to_string().contains("attempt 7 of 7"));
+        assert!(spent.unwrap_err().to_string().contains("attempt 4 of 4"));
     }
 }

@@ -42,6 +42,10 @@ pub struct JobRecord {
     pub total: Option<u64>,
     /// `(object ARN, ETag)` of the generated manifest.
     pub generated_manifest: Option<(String, String)>,
+    /// Set while the completion report could not be written: the status the job gets once it
+    /// is (a job is never Complete without its report; a restarted engine tries again).
+    #[serde(default)]
+    pub report_pending: Option<JobStatus>,
 }
 
 /// The statuses of a Batch Operations job, spelled as the API spells them (and as the store

@@ -5,6 +5,7 @@
 mod cli;
 mod deploy;
 mod engine;
+mod faults;
 pub mod lambda_protocol;
 mod manifest_listing;
 mod memory;
