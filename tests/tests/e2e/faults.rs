@@ -286,3 +286,89 @@ async fn a_local_run_under_faults_loses_nothing_and_every_report_row_is_true() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+/// Lines in every `results.jsonl` of an engine store: tasks finished so far.
+fn finished(dir: &std::path::Path) -> usize {
+    let Ok(jobs) = std::fs::read_dir(dir.join("jobs")) else {
+        return 0;
+    };
+    jobs.flatten()
+        .filter_map(|j| std::fs::read_to_string(j.path().join("results.jsonl")).ok())
+        .map(|t| t.lines().count())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_killed_mid_job_and_run_again_reports_every_task_once_and_truly() {
+    let test = "faults_kill_and_resume";
+    let Some(endpoint) = moto_endpoint(test) else {
+        return;
+    };
+    if require_binary("manifest-builder", test).is_none() {
+        return;
+    }
+    let s3 = s3_client(&endpoint);
+    let fx = fixture(&s3, "kill-resume").await;
+    // Every request a little late, so the job is still running when it is killed.
+    let mut slow = Plan::all(7, 1.0);
+    slow.kinds = vec![fault_proxy::Fault::Latency];
+    let proxy = fault_proxy::start(&endpoint, slow).await;
+    let dir = std::env::temp_dir().join(format!("kill-resume-{}", std::process::id()));
+    let mut c = aws_command(&workspace_binary("manifest-builder").unwrap());
+    c.args(["--endpoint-url", &proxy.url, "--json", "run", "--local"])
+        .args([
+            "--bucket",
+            &fx.bucket,
+            "--prefix",
+            "rec/",
+            "--min-size",
+            "0",
+        ])
+        .args(["--task-concurrency", "2"])
+        .arg("--engine-dir")
+        .arg(&dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = c.spawn().unwrap();
+    let started = std::time::Instant::now();
+    while finished(&dir) < 20 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(120),
+            "the job never got going"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    child.kill().unwrap(); // SIGKILL: no cleanup, as a crash
+    child.wait().unwrap();
+    let done_before = finished(&dir);
+    assert!(
+        done_before < fx.originals.len(),
+        "killed before the end: {done_before} tasks"
+    );
+    // The same command again: it follows the job it started, which resumes.
+    let (code, out, stderr) = run_local(&proxy.url, &fx.bucket, &dir);
+    assert!(stderr.contains("following it"), "{stderr}");
+    assert_eq!(out["status"], "Complete", "{out}\n{stderr}");
+    assert_eq!(code, Some(2), "{out}");
+    let job = out["job_id"].as_str().unwrap();
+    let jobs = std::fs::read_dir(dir.join("jobs")).unwrap().count();
+    assert_eq!(
+        jobs, 1,
+        "one job, not a second one over the same recordings"
+    );
+    let rows = report(&s3, &fx.bucket, job).await;
+    assert_eq!(rows.len(), fx.originals.len(), "every task reported once");
+    let a = audit(&s3, &fx, &rows).await;
+    eprintln!(
+        "kill -9 after {done_before} of {} tasks, then the same command: converted {}, lost {}, mis-reported {}, \
+         converted twice {}",
+        fx.originals.len(),
+        a.converted,
+        a.lost,
+        a.misreported,
+        a.converted_twice
+    );
+    assert!(a.problems.is_empty(), "{:#?}", a.problems);
+    assert_eq!(a.converted, GOOD);
+    let _ = std::fs::remove_dir_all(&dir);
+}
