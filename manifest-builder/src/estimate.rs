@@ -308,17 +308,7 @@ mod tests {
     use super::*;
 
     fn prices() -> Prices {
-        Prices {
-            standard_gb_month: 0.023,
-            glacier_ir_gb_month: 0.004,
-            glacier_ir_min_object_kib: 128.0,
-            get_per_1000: 0.0004,
-            put_glacier_ir_per_1000: 0.02,
-            batch_per_job: 0.25,
-            batch_per_million_tasks: 1.0,
-            lambda_gb_second: 0.0000166667,
-            lambda_per_million: 0.20,
-        }
+        Prices::default()
     }
 
     fn reference_design() -> Workload {

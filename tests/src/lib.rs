@@ -40,6 +40,30 @@ pub fn moto_endpoint(test: &str) -> Option<String> {
     }
 }
 
+/// The moto endpoint when the workspace binary `bin` is built too (else `None`, reported).
+pub fn moto_and_binary(test: &str, bin: &str) -> Option<String> {
+    let endpoint = moto_endpoint(test)?;
+    require_binary(bin, test)?;
+    Some(endpoint)
+}
+
+/// An object's bytes (a version of it when given).
+pub async fn object_bytes(s3: &Client, bucket: &str, key: &str, version: Option<&str>) -> Vec<u8> {
+    s3.get_object()
+        .bucket(bucket)
+        .key(key)
+        .set_version_id(version.map(str::to_string))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET s3://{bucket}/{key}: {e:?}"))
+        .body
+        .collect()
+        .await
+        .expect("body")
+        .into_bytes()
+        .to_vec()
+}
+
 /// A client with static credentials and an explicit region: never the instance-metadata chain.
 pub fn s3_client(endpoint: &str) -> Client {
     let conf = aws_sdk_s3::Config::builder()

@@ -85,30 +85,14 @@ fn run_local(endpoint: &str, bucket: &str, dir: &std::path::Path) -> (Option<i32
     (out.status.code(), v, stderr)
 }
 
-async fn get(s3: &Client, bucket: &str, key: &str, version: Option<&str>) -> Vec<u8> {
-    s3.get_object()
-        .bucket(bucket)
-        .key(key)
-        .set_version_id(version.map(str::to_string))
-        .send()
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .into_bytes()
-        .to_vec()
-}
-
 /// The report's rows, read and MD5-checked straight from the server.
 async fn report(s3: &Client, bucket: &str, job: &str) -> Vec<ReportRow> {
     let base = format!("batch-operations/manifests/reports/job-{job}");
-    let m = get(s3, bucket, &format!("{base}/manifest.json"), None).await;
+    let m = object_bytes(s3, bucket, &format!("{base}/manifest.json"), None).await;
     let m = ReportManifest::parse(&m, "manifest.json").unwrap();
     let mut rows = Vec::new();
     for f in &m.results {
-        let bytes = get(s3, &f.bucket, &f.key, None).await;
+        let bytes = object_bytes(s3, &f.bucket, &f.key, None).await;
         verify(f, &bytes).unwrap();
         rows.extend(parse_rows(&bytes, &f.key).unwrap());
     }
@@ -149,11 +133,11 @@ async fn audit(s3: &Client, fx: &Fixture, rows: &[ReportRow]) -> Audit {
             .iter()
             .filter(|v| v.key() == Some(key.as_str()))
             .collect();
-        if get(s3, &fx.bucket, key, Some(version)).await != *body {
+        if object_bytes(s3, &fx.bucket, key, Some(version)).await != *body {
             a.lost += 1;
             a.problems.push(format!("{key}: original changed or lost"));
         }
-        let current = get(s3, &fx.bucket, key, None).await;
+        let current = object_bytes(s3, &fx.bucket, key, None).await;
         let converted_in_s3 = *good && current == expected(body);
         if !converted_in_s3 && current != *body {
             a.lost += 1;
@@ -222,13 +206,9 @@ async fn audit(s3: &Client, fx: &Fixture, rows: &[ReportRow]) -> Audit {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_local_run_under_faults_loses_nothing_and_every_report_row_is_true() {
-    let test = "faults_run_local";
-    let Some(endpoint) = moto_endpoint(test) else {
+    let Some(endpoint) = moto_and_binary("faults_run_local", "manifest-builder") else {
         return;
     };
-    if require_binary("manifest-builder", test).is_none() {
-        return;
-    }
     let s3 = s3_client(&endpoint);
     let seeds: Vec<u64> = std::env::var("FAULT_SEEDS")
         .ok()
@@ -300,13 +280,9 @@ fn finished(dir: &std::path::Path) -> usize {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_run_killed_mid_job_and_run_again_reports_every_task_once_and_truly() {
-    let test = "faults_kill_and_resume";
-    let Some(endpoint) = moto_endpoint(test) else {
+    let Some(endpoint) = moto_and_binary("faults_kill_and_resume", "manifest-builder") else {
         return;
     };
-    if require_binary("manifest-builder", test).is_none() {
-        return;
-    }
     let s3 = s3_client(&endpoint);
     let fx = fixture(&s3, "kill-resume").await;
     // Every request a little late, so the job is still running when it is killed.

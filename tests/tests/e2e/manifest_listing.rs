@@ -361,13 +361,9 @@ fn gz(text: &str) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn inventory_csv_gz_all_versions_with_md5_checks_and_clear_errors() {
-    let test = "inventory_csv_gz";
-    let Some(endpoint) = moto_endpoint(test) else {
+    let Some(endpoint) = moto_and_binary("inventory_csv_gz", "manifest-builder") else {
         return;
     };
-    if require_binary("manifest-builder", test).is_none() {
-        return;
-    }
     let s3 = s3_client(&endpoint);
     let inv_bucket = new_bucket(&s3, "inventory", false).await;
     let src = "amazon-connect-0123456789ab";

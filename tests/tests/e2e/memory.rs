@@ -81,24 +81,13 @@ async fn a_30_minute_recording_converts_in_the_memory_of_a_2_minute_one() {
         let summary: Value =
             serde_json::from_str(result["resultString"].as_str().unwrap()).unwrap();
         assert_eq!(summary["durationSeconds"], f64::from(minutes * 60));
-        let converted = s3
-            .get_object()
-            .bucket(&bucket)
-            .key(&key)
-            .send()
-            .await
-            .unwrap()
-            .body
-            .collect()
-            .await
-            .unwrap()
-            .into_bytes();
+        let converted = object_bytes(&s3, &bucket, &key, None).await;
         let mut expected = Vec::new();
         let mut t = Transcoder::new(Options::default(), wav.len() as u64);
         t.feed(&wav, &mut expected).unwrap();
         t.finish().unwrap();
         assert!(
-            converted.as_ref() == expected.as_slice(),
+            converted == expected,
             "{minutes} min: converted object differs from the transcoder's output"
         );
         eprintln!(
