@@ -413,6 +413,27 @@ pub async fn put(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Any manifest bytes: tasks, or a reason naming the manifest and the line.
+        #[test]
+        fn any_manifest_bytes_are_tasks_or_a_named_line(
+            bytes in prop::collection::vec(prop_oneof![any::<u8>(), Just(b','), Just(b'\n'), Just(b'"')], 0..300),
+            versions in any::<bool>(),
+        ) {
+            let fields: Vec<String> = if versions {
+                vec!["Bucket".into(), "Key".into(), "VersionId".into()]
+            } else {
+                vec!["Bucket".into(), "Key".into()]
+            };
+            if let Err(e) = csv_tasks(&bytes, &fields, "m.csv") {
+                prop_assert!(e.to_string().contains("m.csv"), "{e}");
+            }
+        }
+    }
 
     #[test]
     fn csv_rows_follow_the_fields_and_bad_rows_name_the_line() {

@@ -408,6 +408,42 @@ pub fn append_rows(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Any inventory row, against any column layout: a recording, a skip or a reason.
+        #[test]
+        fn any_inventory_row_is_a_recording_or_a_reason(
+            fields in prop::collection::vec(
+                prop_oneof!["\\PC{0,12}", "[0-9]{1,12}", Just("true".to_string()),
+                            Just("false".to_string()), Just("2024-01-02T03:04:05.000Z".to_string()),
+                            "[a-z%+0-9]{0,12}"],
+                0..10,
+            ),
+            schema in prop::sample::select(vec![
+                "Bucket, Key, Size, LastModifiedDate, StorageClass",
+                "Bucket, Key, VersionId, IsLatest, IsDeleteMarker, Size, LastModifiedDate, StorageClass",
+                "Bucket, Key",
+            ]),
+        ) {
+            let inv = InventoryManifest {
+                source_bucket: "b".into(),
+                destination_bucket: "arn:aws:s3:::d".into(),
+                version: "2016-11-30".into(),
+                creation_timestamp: "0".into(),
+                file_format: "CSV".into(),
+                file_schema: schema.into(),
+                files: vec![],
+            };
+            let cols = inv.csv_columns("m").unwrap();
+            let record = csv::StringRecord::from(fields);
+            if let Err(reason) = recording(&record, &cols) {
+                prop_assert!(!reason.is_empty());
+            }
+        }
+    }
 
     /// F12 (`s3-batch-ops.md` §10).
     const F12: &str = r#"{
