@@ -185,7 +185,7 @@ mod tests {
         }
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn a_retryable_failure_is_retried_and_a_final_one_is_not() {
         let calls = AtomicU32::new(0);
         let ok: Result<u32, _> = retried("GetObject", "b", "k", || async {
