@@ -146,17 +146,24 @@ fn is_task_status(s: &str) -> bool {
 pub const REPORT_SCHEMA: &str =
     "Bucket, Key, VersionId, TaskStatus, ErrorCode, HTTPStatusCode, ResultMessage";
 
-/// Writes result rows as the service does: no header, RFC 4180 quoting, the HTTP status before
-/// the error code; [`parse_rows`] reads them back.
-pub fn write_rows<'a>(
-    rows: impl IntoIterator<Item = &'a ReportRow>,
-) -> Result<Vec<u8>, csv::Error> {
-    let mut w = csv::WriterBuilder::new()
-        .has_headers(false)
-        .from_writer(Vec::new());
-    for r in rows {
+/// Writes result rows one at a time as the service does (no header, RFC 4180 quoting, the HTTP
+/// status before the error code), so a report of millions of rows streams to a file.
+pub struct RowWriter<W: std::io::Write> {
+    inner: csv::Writer<W>,
+}
+
+impl<W: std::io::Write> RowWriter<W> {
+    /// Rows go to `w`.
+    pub fn new(w: W) -> Self {
+        RowWriter {
+            inner: csv::WriterBuilder::new().has_headers(false).from_writer(w),
+        }
+    }
+
+    /// Writes one row.
+    pub fn write(&mut self, r: &ReportRow) -> Result<(), csv::Error> {
         let http = r.http_status.map(|h| h.to_string()).unwrap_or_default();
-        w.write_record([
+        self.inner.write_record([
             r.bucket.as_str(),
             r.raw_key.as_str(),
             r.version_id.as_str(),
@@ -164,9 +171,24 @@ pub fn write_rows<'a>(
             http.as_str(),
             r.error_code.as_str(),
             r.message.as_str(),
-        ])?;
+        ])
     }
-    w.into_inner().map_err(|e| e.into_error().into())
+
+    /// Flushes and gives the writer back.
+    pub fn finish(self) -> Result<W, csv::Error> {
+        self.inner.into_inner().map_err(|e| e.into_error().into())
+    }
+}
+
+/// Writes result rows as the service does; [`parse_rows`] reads them back.
+pub fn write_rows<'a>(
+    rows: impl IntoIterator<Item = &'a ReportRow>,
+) -> Result<Vec<u8>, csv::Error> {
+    let mut w = RowWriter::new(Vec::new());
+    for r in rows {
+        w.write(r)?;
+    }
+    w.finish()
 }
 
 /// Parses a result CSV (no header, RFC 4180 quoting, LF or CRLF).

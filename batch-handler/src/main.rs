@@ -168,13 +168,13 @@ fn run_lambda() -> anyhow::Result<()> {
     runtime()?.block_on(async {
         let settings = Settings::from_env().context("reading the function's settings")?;
         tracing::info!(settings = %settings.describe(), "starting");
-        let margin = settings.deadline_margin;
+        let (margin, timeout) = (settings.deadline_margin, settings.function_timeout);
         let handler = Handler::new(client::s3_client(None).await, settings);
         let service = lambda_runtime::service_fn(
             move |ev: lambda_runtime::LambdaEvent<serde_json::Value>| {
                 let handler = handler.clone();
                 async move {
-                    let deadline = lambda_deadline(ev.context.deadline, margin);
+                    let deadline = lambda_deadline(ev.context.deadline, timeout, margin);
                     tracing::debug!(
                         deadline_ms = ev.context.deadline,
                         work_ms = deadline
@@ -196,8 +196,14 @@ fn run_lambda() -> anyhow::Result<()> {
 /// The instant to stop at: the invocation's deadline (ms since the epoch) minus the margin,
 /// the margin capped at a fifth of the time left so that a short function timeout (the Lambda
 /// default is 3 s) still leaves time to work instead of failing every task at once. A value
-/// before 2001 is taken as milliseconds from now: `cargo lambda watch` sends the timeout itself.
-fn lambda_deadline(deadline_ms: u64, margin: Duration) -> tokio::time::Instant {
+/// before 2001 is taken as milliseconds from now: `cargo lambda watch` sends a time, not an
+/// instant (600 s, whatever its `--timeout`). A configured function timeout (from
+/// `FUNCTION_TIMEOUT_SECONDS`) shortens the time left when it is the shorter.
+fn lambda_deadline(
+    deadline_ms: u64,
+    function_timeout: Option<Duration>,
+    margin: Duration,
+) -> tokio::time::Instant {
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
@@ -207,6 +213,7 @@ fn lambda_deadline(deadline_ms: u64, margin: Duration) -> tokio::time::Instant {
     } else {
         Duration::from_millis(deadline_ms.saturating_sub(now_ms))
     };
+    let total = function_timeout.map_or(total, |t| t.min(total));
     tokio::time::Instant::now() + total.saturating_sub(margin.min(total / 5))
 }
 
@@ -324,11 +331,16 @@ mod tests {
             .duration_since(UNIX_EPOCH)
             .unwrap()
             .as_millis() as u64;
-        let left = |deadline_ms: u64, margin: u64| {
-            lambda_deadline(deadline_ms, Duration::from_secs(margin))
-                .saturating_duration_since(tokio::time::Instant::now())
-                .as_millis()
+        let left_with = |deadline_ms: u64, timeout: Option<u64>, margin: u64| {
+            lambda_deadline(
+                deadline_ms,
+                timeout.map(Duration::from_secs),
+                Duration::from_secs(margin),
+            )
+            .saturating_duration_since(tokio::time::Instant::now())
+            .as_millis()
         };
+        let left = |deadline_ms: u64, margin: u64| left_with(deadline_ms, None, margin);
         // 3 s left, 10 s margin: stop after about 2.4 s, not at once.
         assert!((2_200..=2_400).contains(&left(now_ms + 3_000, 10)));
         // 15 min left: the whole 10 s margin applies.
@@ -336,5 +348,9 @@ mod tests {
         assert_eq!(left(now_ms.saturating_sub(5_000), 10), 0);
         // `cargo lambda watch` sends the timeout (600000 ms), not an instant.
         assert!((589_000..=590_000).contains(&left(600_000, 10)));
+        // ... whatever its --timeout: a configured function timeout of 3 s wins.
+        assert!((2_200..=2_400).contains(&left_with(600_000, Some(3), 10)));
+        // A configured timeout longer than the runtime's deadline changes nothing.
+        assert!((2_200..=2_400).contains(&left_with(now_ms + 3_000, Some(900), 10)));
     }
 }

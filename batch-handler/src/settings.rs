@@ -42,6 +42,9 @@ pub struct Settings {
     pub concurrency: usize,
     /// Stop this long before the Lambda deadline and answer TemporaryFailure for what is unfinished.
     pub deadline_margin: Duration,
+    /// The function's configured timeout, when the runtime's deadline cannot be trusted to say it
+    /// (`cargo lambda watch` sends 600 s whatever its `--timeout`): the work stops at the earlier.
+    pub function_timeout: Option<Duration>,
 }
 
 impl Default for Settings {
@@ -55,6 +58,7 @@ impl Default for Settings {
             allow_unversioned_overwrite: false,
             concurrency: 4,
             deadline_margin: Duration::from_secs(10),
+            function_timeout: None,
         }
     }
 }
@@ -117,6 +121,10 @@ const KNOBS: &[Knob] = &[
     },
     Knob {
         env: "DEADLINE_MARGIN_SECONDS",
+        arg: None,
+    },
+    Knob {
+        env: "FUNCTION_TIMEOUT_SECONDS",
         arg: None,
     },
 ];
@@ -242,6 +250,16 @@ impl Settings {
                     .filter(|n| (0.0..=600.0).contains(n))
                     .ok_or_else(|| format!("'{v}' is not a number of seconds from 0 to 600"))?;
                 self.deadline_margin = Duration::from_secs_f64(secs);
+            }
+            "FUNCTION_TIMEOUT_SECONDS" => {
+                let secs = v
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|n| (1.0..=900.0).contains(n))
+                    .ok_or_else(|| {
+                        format!("'{v}' is not a number of seconds from 1 to 900 (Lambda's range)")
+                    })?;
+                self.function_timeout = Some(Duration::from_secs_f64(secs));
             }
             other => unreachable!("knob {other} without a rule"),
         }

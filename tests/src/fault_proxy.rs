@@ -51,6 +51,8 @@ pub struct Plan {
     pub only: Vec<String>,
     /// Length of a stall.
     pub stall: Duration,
+    /// Fault only the first this many occurrences of each request (0: any occurrence).
+    pub occurrences: u64,
 }
 
 impl Plan {
@@ -70,6 +72,7 @@ impl Plan {
             ],
             only: Vec::new(),
             stall: Duration::from_millis(1500),
+            occurrences: 0,
         }
     }
 }
@@ -138,6 +141,9 @@ impl Shared {
             *n += 1;
             *n
         };
+        if self.plan.occurrences > 0 && n > self.plan.occurrences {
+            return None;
+        }
         let r = mix(self.plan.seed ^ mix(hash_str(&id) ^ mix(n)));
         if (r >> 11) as f64 / (1u64 << 53) as f64 >= self.plan.rate {
             return None;

@@ -125,11 +125,10 @@ impl Engine {
         let store = Store::open(&opts.store)?;
         let mut jobs = HashMap::new();
         for record in store.load_all()? {
-            let outcomes = store.load_outcomes(&record.id)?;
-            let failed = outcomes.values().filter(|o| !o.succeeded).count() as u64;
+            let progress = store.progress(&record.id)?;
             let live = Live {
-                succeeded: outcomes.len() as u64 - failed,
-                failed,
+                succeeded: progress.succeeded,
+                failed: progress.failed,
                 stop: Arc::new(AtomicBool::new(matches!(
                     record.status,
                     JobStatus::Cancelling | JobStatus::Failing

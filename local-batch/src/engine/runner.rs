@@ -67,18 +67,11 @@ pub(super) async fn finish(
         }
         l.record.clone()
     };
-    let tasks = inner
-        .store
-        .load_tasks(id)
-        .ok()
-        .flatten()
-        .unwrap_or_default();
-    let outcomes = inner.store.load_outcomes(id).unwrap_or_default();
     // Each round is one report write with its own retries (see `retry`); a report that still
     // cannot be written fails the job for now and is tried again when the engine restarts.
     let mut written = Ok(());
     for round in 0..REPORT_ROUNDS {
-        written = completion::write(&inner.s3, &record, &tasks, &outcomes).await;
+        written = completion::write(&inner.s3, &inner.store, &record).await;
         match &written {
             Ok(()) => break,
             Err(reason) => {
@@ -121,38 +114,43 @@ pub(super) async fn run_job(inner: &Arc<Inner>, id: &str) -> Result<(), EngineEr
     if record.status == JobStatus::New {
         set_status(inner, id, JobStatus::Preparing)?;
     }
-    let tasks = match inner.store.load_tasks(id).map_err(|e| e.to_string())? {
-        Some(t) => t,
-        None => {
-            let read = if record.request.manifest.is_some() {
-                source::read_manifest(&inner.s3, &record.request).await
+    if inner.store.tasks(id)?.is_none() {
+        let mut writer = inner.store.task_writer(id)?;
+        let read = {
+            let mut sink = |t: Task| writer.push(&t).map_err(EngineError::from);
+            if record.request.manifest.is_some() {
+                let scratch = inner.store.scratch(id, "manifest.download");
+                source::read_manifest(&inner.s3, &record.request, &scratch, &mut sink).await
             } else {
-                source::generate(&inner.s3, &record.request).await
-            };
-            let tasks = match read {
-                Ok(t) => t,
-                Err(reason) => {
-                    let reason = batch_contract::text::one_line(&reason.to_string(), 256);
-                    finish(
-                        inner,
-                        id,
-                        JobStatus::Failed,
-                        Some(("ManifestReadFailed".into(), reason)),
-                    )
-                    .await;
-                    return Ok(());
-                }
-            };
-            let generated = source::write_generated(&inner.s3, &record.request, id, &tasks).await?;
-            inner.store.save_tasks(id, &tasks)?;
-            let mut jobs = inner.jobs.lock().expect("jobs");
-            if let Some(l) = jobs.get_mut(id) {
-                l.record.total = Some(tasks.len() as u64);
-                l.record.generated_manifest = generated;
+                source::generate(&inner.s3, &record.request, &mut sink).await
             }
-            tasks
+        };
+        if let Err(reason) = read {
+            let reason = batch_contract::text::one_line(&reason.to_string(), 256);
+            finish(
+                inner,
+                id,
+                JobStatus::Failed,
+                Some(("ManifestReadFailed".into(), reason)),
+            )
+            .await;
+            return Ok(());
         }
-    };
+        let total = writer.commit()?;
+        let generated = source::write_generated(
+            &inner.s3,
+            &record.request,
+            id,
+            inner.store.tasks(id)?.into_iter().flatten(),
+            &inner.store.scratch(id, "generated.csv.gz"),
+        )
+        .await?;
+        let mut jobs = inner.jobs.lock().expect("jobs");
+        if let Some(l) = jobs.get_mut(id) {
+            l.record.total = Some(total);
+            l.record.generated_manifest = generated;
+        }
+    }
     let status = snapshot(inner, id)?.0.status;
     if status == JobStatus::Preparing {
         if record.request.confirmation_required.unwrap_or(false) {
@@ -163,7 +161,7 @@ pub(super) async fn run_job(inner: &Arc<Inner>, id: &str) -> Result<(), EngineEr
     }
     if !stop.load(Ordering::SeqCst) {
         set_status(inner, id, JobStatus::Active)?;
-        run_tasks(inner, id, &record.request, tasks, &stop).await?;
+        run_tasks(inner, id, &record.request, &stop).await?;
     }
     let (record, _) = snapshot(inner, id)?;
     let end = match record.status {
@@ -179,15 +177,27 @@ pub(super) async fn run_tasks(
     inner: &Arc<Inner>,
     id: &str,
     request: &CreateJob,
-    tasks: Vec<Task>,
     stop: &Arc<AtomicBool>,
 ) -> Result<(), EngineError> {
-    let done = inner.store.load_outcomes(id)?;
-    let pending: Vec<(usize, Task)> = tasks
-        .into_iter()
+    // A crash inside the last append leaves half a line: cut it, so the next one starts afresh.
+    inner.store.repair_outcomes(id)?;
+    let done = inner.store.progress(id)?;
+    // The task list streams from disk, a task at a time, as invocations free up: memory holds
+    // the tasks in flight, not the job.
+    let tasks = inner
+        .store
+        .tasks(id)?
+        .ok_or_else(|| EngineError::Invalid(format!("job {id} has no task list")))?;
+    let pending = tasks
         .enumerate()
-        .filter(|(i, _)| !done.contains_key(i))
-        .collect();
+        .filter(move |(i, _)| !done.contains(*i))
+        .map_while(|(i, t)| match t {
+            Ok(t) => Some((i, t)),
+            Err(e) => {
+                tracing::error!(job = %id, error = %e, "reading the task list");
+                None
+            }
+        });
     let request = Arc::new(request.clone());
     let concurrency = inner.opts.concurrency.max(1);
     let mut results = futures::stream::iter(pending)
@@ -289,6 +299,7 @@ pub(super) async fn run_task(
         };
         return Some(TaskOutcome {
             index,
+            task: task.clone(),
             succeeded,
             http: 200,
             code: code.to_string(),

@@ -1,8 +1,11 @@
 //! Where a job's tasks come from: a CSV manifest, an S3 Inventory manifest, or the manifest
 //! generator's own listing. Each is read the way the service reads it; a manifest that cannot be
-//! read or parsed fails the job with the reason, naming the object and the line.
+//! read or parsed fails the job with the reason, naming the object and the line. Manifests and
+//! inventory data files are downloaded to a scratch file and parsed from it, and tasks go to a
+//! sink as they are read: nothing here holds a whole task list.
 
-use std::io::Read;
+use std::io::Write;
+use std::path::Path;
 
 use aws_sdk_s3::Client;
 
@@ -11,6 +14,15 @@ use batch_contract::job::{CreateJob, GeneratorFilter, ManifestLocation};
 
 use super::retry::{EngineError, Failure, body_failure, retried, sdk_failure};
 use super::store::Task;
+
+/// Where tasks go as they are read (the job store's task list).
+pub type Sink<'a> = &'a mut (dyn FnMut(Task) -> Result<(), EngineError> + Send);
+
+/// What a download to a scratch file got.
+struct Downloaded {
+    etag: String,
+    md5: String,
+}
 
 /// `arn:aws:s3:::bucket/key` → (bucket, key).
 pub fn split_object_arn(arn: &str) -> Result<(String, String), EngineError> {
@@ -88,8 +100,68 @@ async fn get(
     .await
 }
 
-/// Rows of a `S3BatchOperations_CSV_20180820` manifest, by its `Fields`.
-pub fn csv_tasks(bytes: &[u8], fields: &[String], name: &str) -> Result<Vec<Task>, EngineError> {
+/// GETs an object into a file, retried whole when the call or its body fails; returns the ETag
+/// and the MD5 of the bytes written. Memory stays at one chunk whatever the object's size.
+async fn download(
+    s3: &Client,
+    bucket: &str,
+    key: &str,
+    version: Option<&str>,
+    path: &Path,
+) -> Result<Downloaded, EngineError> {
+    retried("GetObject", bucket, key, || async {
+        let out = s3
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .set_version_id(version.map(str::to_string))
+            .send()
+            .await
+            .map_err(|e| sdk_failure(&e))?;
+        let local = |e: std::io::Error| Failure {
+            retryable: false,
+            detail: format!("writing {}: {e}", path.display()),
+        };
+        let etag = out.e_tag().unwrap_or("").trim_matches('"').to_string();
+        let expected = out.content_length();
+        let file = std::fs::File::create(path).map_err(local)?;
+        let mut w = batch_contract::md5::HashingWriter::new(std::io::BufWriter::new(file));
+        let mut body = out.body;
+        let mut got = 0usize;
+        loop {
+            match body.next().await {
+                None => break,
+                Some(Ok(chunk)) => {
+                    got += chunk.len();
+                    w.write_all(&chunk).map_err(local)?;
+                }
+                Some(Err(e)) => return Err(body_failure(e, got, expected)),
+            }
+        }
+        if let Some(n) = expected.filter(|&n| n >= 0 && n as usize != got) {
+            return Err(Failure {
+                retryable: true,
+                detail: format!("the body ended after {got} of {n} bytes"),
+            });
+        }
+        let (buffered, md5, _) = w.finish();
+        buffered
+            .into_inner()
+            .map_err(|e| local(e.into_error()))?
+            .sync_all()
+            .map_err(local)?;
+        Ok(Downloaded { etag, md5 })
+    })
+    .await
+}
+
+/// Rows of a `S3BatchOperations_CSV_20180820` manifest, by its `Fields`, to `sink`.
+pub fn csv_tasks(
+    input: impl std::io::Read,
+    fields: &[String],
+    name: &str,
+    sink: Sink<'_>,
+) -> Result<(), EngineError> {
     let col = |f: &str| fields.iter().position(|x| x == f);
     let (Some(b), Some(k)) = (col("Bucket"), col("Key")) else {
         return Err(EngineError::Invalid(format!(
@@ -100,14 +172,19 @@ pub fn csv_tasks(bytes: &[u8], fields: &[String], name: &str) -> Result<Vec<Task
     let mut r = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
-        .from_reader(bytes);
-    let mut tasks = Vec::new();
-    for (i, rec) in r.records().enumerate() {
-        let rec = rec.map_err(|e| format!("{name}: line {}: {e}", i + 1))?;
+        .from_reader(input);
+    let mut rec = csv::StringRecord::new();
+    let mut line = 0usize;
+    loop {
+        line += 1;
+        match r.read_record(&mut rec) {
+            Ok(false) => return Ok(()),
+            Ok(true) => {}
+            Err(e) => return Err(EngineError::Invalid(format!("{name}: line {line}: {e}"))),
+        }
         if rec.len() != fields.len() {
             return Err(EngineError::Invalid(format!(
-                "{name}: line {}: {} fields, the manifest's Fields has {}",
-                i + 1,
+                "{name}: line {line}: {} fields, the manifest's Fields has {}",
                 rec.len(),
                 fields.len()
             )));
@@ -115,52 +192,76 @@ pub fn csv_tasks(bytes: &[u8], fields: &[String], name: &str) -> Result<Vec<Task
         let (bucket, key) = (rec[b].to_string(), rec[k].to_string());
         if bucket.is_empty() || key.is_empty() {
             return Err(EngineError::Invalid(format!(
-                "{name}: line {}: empty bucket or key",
-                i + 1
+                "{name}: line {line}: empty bucket or key"
             )));
         }
-        tasks.push(Task {
+        sink(Task {
             bucket,
             key,
             version: v.map(|v| rec[v].to_string()),
-        });
+        })?;
     }
-    Ok(tasks)
 }
 
-/// Reads the job's manifest (pinned by ETag) into tasks.
-pub async fn read_manifest(s3: &Client, job: &CreateJob) -> Result<Vec<Task>, EngineError> {
+/// Reads the job's manifest (pinned by ETag) into `sink`, through the scratch file `scratch`.
+pub async fn read_manifest(
+    s3: &Client,
+    job: &CreateJob,
+    scratch: &Path,
+    sink: Sink<'_>,
+) -> Result<(), EngineError> {
     let m = job.manifest.as_ref().ok_or("the job has no manifest")?;
     let (bucket, key) = split_object_arn(&m.location.object_arn)?;
     let name = format!("s3://{bucket}/{key}");
-    let (bytes, etag) = get(s3, &bucket, &key, m.location.object_version_id.as_deref()).await?;
-    if etag != m.location.etag.trim_matches('"') {
-        return Err(EngineError::Invalid(format!(
-            "{name}: ETag {etag} does not match the job's {}; the manifest changed after the job was created",
-            m.location.etag
-        )));
-    }
-    match m.spec.format.as_str() {
+    let fields = m
+        .spec
+        .fields
+        .clone()
+        .unwrap_or_else(|| vec!["Bucket".into(), "Key".into()]);
+    let result = match m.spec.format.as_str() {
         "S3BatchOperations_CSV_20180820" => {
-            let fields = m
-                .spec
-                .fields
-                .clone()
-                .unwrap_or_else(|| vec!["Bucket".into(), "Key".into()]);
-            csv_tasks(&bytes, &fields, &name)
+            let got = download(
+                s3,
+                &bucket,
+                &key,
+                m.location.object_version_id.as_deref(),
+                scratch,
+            )
+            .await?;
+            pinned(&got.etag, &m.location.etag, &name)?;
+            let file = std::fs::File::open(scratch)?;
+            csv_tasks(std::io::BufReader::new(file), &fields, &name, sink)
         }
-        "S3InventoryReport_CSV_20161130" => inventory_tasks(s3, &bytes, &name).await,
+        "S3InventoryReport_CSV_20161130" => {
+            let (bytes, etag) =
+                get(s3, &bucket, &key, m.location.object_version_id.as_deref()).await?;
+            pinned(&etag, &m.location.etag, &name)?;
+            inventory_tasks(s3, &bytes, &name, scratch, sink).await
+        }
         other => Err(EngineError::Invalid(format!(
             "{name}: manifest format {other} is not supported"
         ))),
+    };
+    let _ = std::fs::remove_file(scratch);
+    result
+}
+
+fn pinned(etag: &str, wanted: &str, name: &str) -> Result<(), EngineError> {
+    if etag != wanted.trim_matches('"') {
+        return Err(EngineError::Invalid(format!(
+            "{name}: ETag {etag} does not match the job's {wanted}; the manifest changed after the job was created"
+        )));
     }
+    Ok(())
 }
 
 async fn inventory_tasks(
     s3: &Client,
     manifest: &[u8],
     name: &str,
-) -> Result<Vec<Task>, EngineError> {
+    scratch: &Path,
+    sink: Sink<'_>,
+) -> Result<(), EngineError> {
     let inv = InventoryManifest::parse(manifest, name).map_err(|e| e.to_string())?;
     if !inv.file_format.eq_ignore_ascii_case("CSV") {
         return Err(EngineError::Invalid(format!(
@@ -170,46 +271,53 @@ async fn inventory_tasks(
     }
     let cols = inv.csv_columns(name).map_err(|e| e.to_string())?;
     let dest = bucket_of_arn(&inv.destination_bucket);
-    let mut tasks = Vec::new();
     for f in &inv.files {
-        let (gz, _) = get(s3, &dest, &f.key, None).await?;
-        let md5 = batch_contract::md5::md5_hex(&gz);
-        if !md5.eq_ignore_ascii_case(&f.md5_checksum) {
+        let got = download(s3, &dest, &f.key, None, scratch).await?;
+        if !got.md5.eq_ignore_ascii_case(&f.md5_checksum) {
             return Err(EngineError::Invalid(format!(
-                "s3://{dest}/{}: MD5 {md5} does not match the inventory manifest's {}",
-                f.key, f.md5_checksum
+                "s3://{dest}/{}: MD5 {} does not match the inventory manifest's {}",
+                f.key, got.md5, f.md5_checksum
             )));
         }
-        let mut csv_bytes = Vec::new();
-        flate2::read::MultiGzDecoder::new(&gz[..])
-            .read_to_end(&mut csv_bytes)
-            .map_err(|e| format!("s3://{dest}/{}: {e}", f.key))?;
+        let file = std::fs::File::open(scratch)?;
+        let gz = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(file));
         let mut r = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
-            .from_reader(&csv_bytes[..]);
-        for (i, rec) in r.records().enumerate() {
-            let rec = rec.map_err(|e| format!("s3://{dest}/{}: line {}: {e}", f.key, i + 1))?;
+            .from_reader(gz);
+        let mut rec = csv::StringRecord::new();
+        let mut line = 0usize;
+        loop {
+            line += 1;
+            match r.read_record(&mut rec) {
+                Ok(false) => break,
+                Ok(true) => {}
+                Err(e) => {
+                    return Err(EngineError::Invalid(format!(
+                        "s3://{dest}/{}: line {line}: {e}",
+                        f.key
+                    )));
+                }
+            }
             if rec.len() != cols.count {
                 return Err(EngineError::Invalid(format!(
-                    "s3://{dest}/{}: line {}: {} fields, the fileSchema has {}",
+                    "s3://{dest}/{}: line {line}: {} fields, the fileSchema has {}",
                     f.key,
-                    i + 1,
                     rec.len(),
                     cols.count
                 )));
             }
-            tasks.push(Task {
+            sink(Task {
                 bucket: rec[cols.bucket].to_string(),
                 key: rec[cols.key].to_string(),
                 version: cols
                     .version_id
                     .map(|v| rec[v].to_string())
                     .filter(|v| !v.is_empty()),
-            });
+            })?;
         }
     }
-    Ok(tasks)
+    Ok(())
 }
 
 fn time_of(s: &str) -> Result<i64, EngineError> {
@@ -268,8 +376,9 @@ fn accepts(
     Ok(true)
 }
 
-/// Lists the generator's source bucket through its filter; keys are URL-encoded as in a manifest.
-pub async fn generate(s3: &Client, job: &CreateJob) -> Result<Vec<Task>, EngineError> {
+/// Lists the generator's source bucket through its filter into `sink`, a page at a time; keys
+/// are URL-encoded as in a manifest.
+pub async fn generate(s3: &Client, job: &CreateJob, sink: Sink<'_>) -> Result<(), EngineError> {
     let g = &job
         .manifest_generator
         .as_ref()
@@ -283,7 +392,6 @@ pub async fn generate(s3: &Client, job: &CreateJob) -> Result<Vec<Task>, EngineE
         .and_then(|k| k.match_any_prefix.as_ref())
         .filter(|p| p.len() == 1)
         .map(|p| p[0].clone());
-    let mut tasks = Vec::new();
     let mut token: Option<String> = None;
     loop {
         let page = retried(
@@ -309,11 +417,11 @@ pub async fn generate(s3: &Client, job: &CreateJob) -> Result<Vec<Task>, EngineE
                 .unwrap_or(0);
             let class = o.storage_class().map(|c| c.as_str()).unwrap_or("STANDARD");
             if accepts(&filter, key, o.size().unwrap_or(0), modified, class)? {
-                tasks.push(Task {
+                sink(Task {
                     bucket: bucket.clone(),
                     key: batch_contract::key::encode_key(key),
                     version: None,
-                });
+                })?;
             }
         }
         match page
@@ -324,16 +432,18 @@ pub async fn generate(s3: &Client, job: &CreateJob) -> Result<Vec<Task>, EngineE
             None => break,
         }
     }
-    Ok(tasks)
+    Ok(())
 }
 
 /// Writes the generated list where the generator asks (an inventory-style `manifest.json`
-/// and one gzipped CSV beside it); returns its object ARN and ETag.
+/// and one gzipped CSV beside it, compressed into the scratch file `scratch` as the tasks stream
+/// by); returns its object ARN and ETag.
 pub async fn write_generated(
     s3: &Client,
     job: &CreateJob,
     job_id: &str,
-    tasks: &[Task],
+    tasks: impl Iterator<Item = std::io::Result<Task>>,
+    scratch: &Path,
 ) -> Result<Option<(String, String)>, EngineError> {
     let Some(g) = job
         .manifest_generator
@@ -358,13 +468,17 @@ pub async fn write_generated(
         Some(p) if !p.is_empty() => format!("{p}/job-{job_id}"),
         _ => format!("job-{job_id}"),
     };
-    let mut csv_bytes = Vec::new();
+    let file = std::fs::File::create(scratch)?;
+    let mut gz = flate2::write::GzEncoder::new(
+        batch_contract::md5::HashingWriter::new(std::io::BufWriter::new(file)),
+        flate2::Compression::default(),
+    );
     for t in tasks {
-        csv_bytes.extend_from_slice(format!("\"{}\",\"{}\"\n", t.bucket, t.key).as_bytes());
+        let t = t?;
+        writeln!(gz, "\"{}\",\"{}\"", t.bucket, t.key)?;
     }
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    std::io::Write::write_all(&mut gz, &csv_bytes).map_err(|e| e.to_string())?;
-    let gz = gz.finish().map_err(|e| e.to_string())?;
+    let (buffered, md5, size) = gz.finish()?.finish();
+    buffered.into_inner().map_err(|e| e.into_error())?;
     let data_key = format!("{base}/data/{}.csv.gz", uuid::Uuid::new_v4());
     let manifest = InventoryManifest {
         source_bucket: bucket_of_arn(&g.source_bucket),
@@ -375,11 +489,12 @@ pub async fn write_generated(
         file_schema: "Bucket, Key".into(),
         files: vec![batch_contract::inventory::InventoryFile {
             key: data_key.clone(),
-            size: gz.len() as u64,
-            md5_checksum: batch_contract::md5::md5_hex(&gz),
+            size,
+            md5_checksum: md5,
         }],
     };
-    put(s3, &bucket, &data_key, gz).await?;
+    put_file(s3, &bucket, &data_key, scratch).await?;
+    let _ = std::fs::remove_file(scratch);
     let manifest_key = format!("{base}/manifest.json");
     let body = serde_json::to_vec_pretty(&manifest).map_err(|e| e.to_string())?;
     let etag = put(s3, &bucket, &manifest_key, body).await?;
@@ -410,10 +525,45 @@ pub async fn put(
     Ok(out.e_tag().unwrap_or("").trim_matches('"').to_string())
 }
 
+/// PUTs a file, streamed from disk on each attempt, retried; returns its ETag (unquoted).
+pub async fn put_file(
+    s3: &Client,
+    bucket: &str,
+    key: &str,
+    path: &Path,
+) -> Result<String, EngineError> {
+    let out = retried("PutObject", bucket, key, || async {
+        let body = aws_sdk_s3::primitives::ByteStream::from_path(path)
+            .await
+            .map_err(|e| Failure {
+                retryable: false,
+                detail: format!("reading {}: {e}", path.display()),
+            })?;
+        s3.put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| sdk_failure(&e))
+    })
+    .await?;
+    Ok(out.e_tag().unwrap_or("").trim_matches('"').to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    fn tasks_of(bytes: &[u8], fields: &[String]) -> Result<Vec<Task>, EngineError> {
+        let mut tasks = Vec::new();
+        csv_tasks(bytes, fields, "m.csv", &mut |t| {
+            tasks.push(t);
+            Ok(())
+        })?;
+        Ok(tasks)
+    }
 
     proptest! {
         #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
@@ -429,7 +579,7 @@ mod tests {
             } else {
                 vec!["Bucket".into(), "Key".into()]
             };
-            if let Err(e) = csv_tasks(&bytes, &fields, "m.csv") {
+            if let Err(e) = tasks_of(&bytes, &fields) {
                 prop_assert!(e.to_string().contains("m.csv"), "{e}");
             }
         }
@@ -438,10 +588,10 @@ mod tests {
     #[test]
     fn csv_rows_follow_the_fields_and_bad_rows_name_the_line() {
         let fields: Vec<String> = ["Bucket", "Key", "VersionId"].map(String::from).to_vec();
-        let t = csv_tasks(b"b,a%20b.wav,v1\nb,c.wav,null\n", &fields, "m.csv").unwrap();
+        let t = tasks_of(b"b,a%20b.wav,v1\nb,c.wav,null\n", &fields).unwrap();
         assert_eq!(t[0].key, "a%20b.wav");
         assert_eq!(t[1].version.as_deref(), Some("null"));
-        let e = csv_tasks(b"b,a.wav,v1\nb,c.wav\n", &fields, "m.csv")
+        let e = tasks_of(b"b,a.wav,v1\nb,c.wav\n", &fields)
             .unwrap_err()
             .to_string();
         assert!(e.contains("m.csv: line 2: 2 fields"), "{e}");

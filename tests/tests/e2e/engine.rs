@@ -18,11 +18,11 @@ use local_batch::engine::invoke::{InProcess, InvokeError, Invoker};
 use local_batch::engine::{self, Engine, api::Endpoint};
 use serde_json::{Value, json};
 
-const ACCOUNT: &str = "123456789012";
-const FUNCTION: &str = "arn:aws:lambda:us-east-1:123456789012:function:batch-handler";
-const ROLE: &str = "arn:aws:iam::123456789012:role/batch-ops";
+pub(crate) const ACCOUNT: &str = "123456789012";
+pub(crate) const FUNCTION: &str = "arn:aws:lambda:us-east-1:123456789012:function:batch-handler";
+pub(crate) const ROLE: &str = "arn:aws:iam::123456789012:role/batch-ops";
 
-fn shared() -> aws_config::SdkConfig {
+pub(crate) fn shared() -> aws_config::SdkConfig {
     aws_config::SdkConfig::builder()
         .behavior_version(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
@@ -32,7 +32,7 @@ fn shared() -> aws_config::SdkConfig {
         .build()
 }
 
-fn store(test: &str) -> PathBuf {
+pub(crate) fn store(test: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("engine-{test}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     dir
@@ -64,7 +64,7 @@ async fn start(
     (eng, api, control)
 }
 
-async fn put(s3: &Client, bucket: &str, key: &str, body: Vec<u8>) -> String {
+pub(crate) async fn put(s3: &Client, bucket: &str, key: &str, body: Vec<u8>) -> String {
     s3.put_object()
         .bucket(bucket)
         .key(key)
@@ -103,7 +103,7 @@ async fn recordings(s3: &Client, bucket: &str, n: usize, broken: usize) -> Strin
     put(s3, bucket, "manifests/m.csv", rows.into_bytes()).await
 }
 
-async fn create(
+pub(crate) async fn create(
     control: &aws_sdk_s3control::Client,
     bucket: &str,
     etag: &str,
@@ -113,29 +113,54 @@ async fn create(
     String,
     aws_sdk_s3control::error::SdkError<aws_sdk_s3control::operation::create_job::CreateJobError>,
 > {
+    create_shaped(control, bucket, etag, token, confirm, &Shape::default()).await
+}
+
+/// What a test job looks like beyond its manifest: a VersionId column, handler arguments.
+#[derive(Default)]
+pub(crate) struct Shape<'a> {
+    /// The manifest has Bucket, Key, VersionId.
+    pub versions: bool,
+    /// `userArguments`.
+    pub args: &'a [(&'a str, &'a str)],
+}
+
+/// CreateJob for `manifests/m.csv` in `bucket`, report under `reports`.
+pub(crate) async fn create_shaped(
+    control: &aws_sdk_s3control::Client,
+    bucket: &str,
+    etag: &str,
+    token: &str,
+    confirm: bool,
+    shape: &Shape<'_>,
+) -> Result<
+    String,
+    aws_sdk_s3control::error::SdkError<aws_sdk_s3control::operation::create_job::CreateJobError>,
+> {
+    let mut invoke = LambdaInvokeOperation::builder()
+        .function_arn(FUNCTION)
+        .invocation_schema_version("2.0");
+    for (k, v) in shape.args {
+        invoke = invoke.user_arguments(*k, *v);
+    }
+    let mut spec = JobManifestSpec::builder()
+        .format(JobManifestFormat::S3BatchOperationsCsv20180820)
+        .fields(JobManifestFieldName::Bucket)
+        .fields(JobManifestFieldName::Key);
+    if shape.versions {
+        spec = spec.fields(JobManifestFieldName::VersionId);
+    }
     control
         .create_job()
         .account_id(ACCOUNT)
         .operation(
             JobOperation::builder()
-                .lambda_invoke(
-                    LambdaInvokeOperation::builder()
-                        .function_arn(FUNCTION)
-                        .invocation_schema_version("2.0")
-                        .build(),
-                )
+                .lambda_invoke(invoke.build())
                 .build(),
         )
         .manifest(
             JobManifest::builder()
-                .spec(
-                    JobManifestSpec::builder()
-                        .format(JobManifestFormat::S3BatchOperationsCsv20180820)
-                        .fields(JobManifestFieldName::Bucket)
-                        .fields(JobManifestFieldName::Key)
-                        .build()
-                        .unwrap(),
-                )
+                .spec(spec.build().unwrap())
                 .location(
                     JobManifestLocation::builder()
                         .object_arn(format!("arn:aws:s3:::{bucket}/manifests/m.csv"))
@@ -163,7 +188,7 @@ async fn create(
         .map(|o| o.job_id().unwrap().to_string())
 }
 
-async fn describe(
+pub(crate) async fn describe(
     control: &aws_sdk_s3control::Client,
     id: &str,
 ) -> aws_sdk_s3control::types::JobDescriptor {
@@ -179,7 +204,7 @@ async fn describe(
         .clone()
 }
 
-async fn until(
+pub(crate) async fn until(
     control: &aws_sdk_s3control::Client,
     id: &str,
     done: impl Fn(&aws_sdk_s3control::types::JobDescriptor) -> bool,
@@ -199,14 +224,14 @@ async fn until(
     }
 }
 
-fn terminal(j: &aws_sdk_s3control::types::JobDescriptor) -> bool {
+pub(crate) fn terminal(j: &aws_sdk_s3control::types::JobDescriptor) -> bool {
     matches!(
         j.status(),
         Some(JobStatus::Complete | JobStatus::Failed | JobStatus::Cancelled)
     )
 }
 
-fn counts(j: &aws_sdk_s3control::types::JobDescriptor) -> (i64, i64, i64) {
+pub(crate) fn counts(j: &aws_sdk_s3control::types::JobDescriptor) -> (i64, i64, i64) {
     let p = j.progress_summary().expect("progress");
     (
         p.total_number_of_tasks().unwrap_or(-1),
@@ -215,7 +240,7 @@ fn counts(j: &aws_sdk_s3control::types::JobDescriptor) -> (i64, i64, i64) {
     )
 }
 
-async fn report_rows(
+pub(crate) async fn report_rows(
     s3: &Client,
     bucket: &str,
     id: &str,
@@ -223,7 +248,7 @@ async fn report_rows(
     report_rows_at(s3, bucket, "reports", id).await
 }
 
-async fn report_rows_at(
+pub(crate) async fn report_rows_at(
     s3: &Client,
     bucket: &str,
     prefix: &str,
@@ -744,7 +769,7 @@ async fn run_shrinks_a_thousand_recordings_on_moto_and_a_second_run_converts_not
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -764,28 +789,24 @@ impl Drop for Watch {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_built_bootstrap_runs_a_job_under_cargo_lambda_watch() {
+/// Starts the handler under `cargo lambda watch` (function timeout `timeout` seconds, four
+/// invocations at a time) against `endpoint`; returns it and its Invoke API URL, or `None` after
+/// reporting cargo-lambda missing.
+async fn watch(endpoint: &str, timeout: u32, test: &str) -> Option<(Watch, String)> {
     use std::os::unix::process::CommandExt;
-    let test = "bootstrap_under_cargo_lambda_watch";
-    let Some(endpoint) = moto_endpoint(test) else {
-        return;
-    };
     if !have("cargo-lambda") {
         missing(
             "cargo-lambda (pip install cargo-lambda; .ci/run installs it)",
             test,
         );
-        return;
+        return None;
     }
-    let s3 = s3_client(&endpoint);
-    let bucket = new_bucket(&s3, "engine-watch", true).await;
-    let etag = recordings(&s3, &bucket, 40, 2).await;
     let port = free_port();
     let crate_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../batch-handler");
-    let log = std::fs::File::create(
-        std::env::temp_dir().join(format!("cargo-lambda-watch-{}.log", std::process::id())),
-    )
+    let log = std::fs::File::create(std::env::temp_dir().join(format!(
+        "cargo-lambda-watch-{test}-{}.log",
+        std::process::id()
+    )))
     .unwrap();
     let mut cmd = std::process::Command::new("cargo");
     cmd.args([
@@ -796,17 +817,18 @@ async fn the_built_bootstrap_runs_a_job_under_cargo_lambda_watch() {
         "-P",
         &port.to_string(),
     ])
-    .args(["--timeout", "600", "--concurrency", "4"])
+    .args(["--timeout", &timeout.to_string(), "--concurrency", "4"])
     .current_dir(&crate_dir)
     .env("AWS_ACCESS_KEY_ID", "test")
     .env("AWS_SECRET_ACCESS_KEY", "test")
     .env("AWS_REGION", "us-east-1")
     .env("AWS_EC2_METADATA_DISABLED", "true")
-    .env("AWS_ENDPOINT_URL", &endpoint)
+    .env("AWS_ENDPOINT_URL", endpoint)
+    .env("FUNCTION_TIMEOUT_SECONDS", timeout.to_string())
     .stdout(log.try_clone().unwrap())
     .stderr(log)
     .process_group(0);
-    let _watch = Watch(cmd.spawn().unwrap());
+    let watch = Watch(cmd.spawn().unwrap());
     let started = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
@@ -815,7 +837,21 @@ async fn the_built_bootstrap_runs_a_job_under_cargo_lambda_watch() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let url = format!("http://127.0.0.1:{port}");
+    Some((watch, format!("http://127.0.0.1:{port}")))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_built_bootstrap_runs_a_job_under_cargo_lambda_watch() {
+    let test = "bootstrap_under_cargo_lambda_watch";
+    let Some(endpoint) = moto_endpoint(test) else {
+        return;
+    };
+    let s3 = s3_client(&endpoint);
+    let bucket = new_bucket(&s3, "engine-watch", true).await;
+    let etag = recordings(&s3, &bucket, 40, 2).await;
+    let Some((_watch, url)) = watch(&endpoint, 600, test).await else {
+        return;
+    };
     let lambda = Arc::new(local_batch::engine::invoke::LambdaApi::new(&shared(), &url));
     // The first invocation starts (and, if needed, builds) the function: time it alone.
     let probe = Instant::now();
@@ -864,6 +900,121 @@ async fn the_built_bootstrap_runs_a_job_under_cargo_lambda_watch() {
     );
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&dir2);
+}
+
+/// Passes invocations through and keeps every task's answer: (resultCode, resultString).
+struct Recorded {
+    inner: Arc<dyn Invoker>,
+    answers: std::sync::Mutex<Vec<(String, String)>>,
+}
+
+#[async_trait::async_trait]
+impl Invoker for Recorded {
+    async fn invoke(&self, f: &str, event: Value) -> Result<Value, InvokeError> {
+        let out = self.inner.invoke(f, event).await?;
+        for r in out["results"].as_array().into_iter().flatten() {
+            self.answers.lock().unwrap().push((
+                r["resultCode"].as_str().unwrap_or("").to_string(),
+                r["resultString"].as_str().unwrap_or("").to_string(),
+            ));
+        }
+        Ok(out)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_function_past_its_deadline_answers_temporary_failure_and_the_redrive_completes() {
+    use e2e_tests::fault_proxy::{self, Fault, Plan};
+    let test = "function_past_its_deadline";
+    let Some(endpoint) = moto_endpoint(test) else {
+        return;
+    };
+    let s3 = s3_client(&endpoint);
+    let bucket = new_bucket(&s3, "engine-deadline", true).await;
+    let n = 8;
+    let etag = recordings(&s3, &bucket, n, 0).await;
+    // Each recording's first GET stalls past the 3 s function timeout; later ones pass.
+    let mut plan = Plan::all(5, 1.0);
+    plan.kinds = vec![Fault::Stall];
+    plan.stall = Duration::from_secs(6);
+    plan.only = vec![format!("GET /{bucket}/rec/")];
+    plan.occurrences = 1;
+    let proxy = fault_proxy::start(&endpoint, plan).await;
+    let Some((_watch, url)) = watch(&proxy.url, 3, test).await else {
+        return;
+    };
+    let lambda = Arc::new(local_batch::engine::invoke::LambdaApi::new(&shared(), &url));
+    // The first invocation starts the function; give it the time that takes.
+    let started = Instant::now();
+    let empty = json!({"invocationSchemaVersion": "2.0", "invocationId": "i", "job": {"id": "j"}, "tasks": []});
+    while lambda.invoke(FUNCTION, empty.clone()).await.is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the function never answered"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let recorded = Arc::new(Recorded {
+        inner: lambda,
+        answers: Default::default(),
+    });
+    let dir = store(test);
+    let (eng, _api, control) = start(&s3, &dir, recorded.clone(), |o| o.concurrency = 4).await;
+    let id = create(&control, &bucket, &etag, "deadline", false)
+        .await
+        .unwrap();
+    let job = until(&control, &id, terminal).await;
+    assert_eq!(job.status(), Some(&JobStatus::Complete));
+    assert_eq!(
+        counts(&job),
+        (n as i64, n as i64, 0),
+        "every task re-driven to success"
+    );
+    let stalls = proxy.injected().get(&Fault::Stall).copied().unwrap_or(0);
+    assert!(stalls >= n as u64, "{stalls} stalls for {n} recordings");
+    let answers = recorded.answers.lock().unwrap().clone();
+    let temporary: Vec<_> = answers
+        .iter()
+        .filter(|(code, _)| code == "TemporaryFailure")
+        .collect();
+    assert_eq!(temporary.len(), n, "{answers:#?}");
+    assert!(
+        temporary.iter().all(|(_, why)| why.contains("deadline")),
+        "{temporary:#?}"
+    );
+    assert_eq!(eng.invocations(), 2 * n as u64, "one re-drive per task");
+    let rows = report_rows(&s3, &bucket, &id).await;
+    assert_eq!(rows.len(), n);
+    for r in &rows {
+        let s = batch_contract::result::Summary::from_result_string(&r.message)
+            .unwrap_or_else(|| panic!("{}: {}", r.key(), r.message));
+        assert_eq!(
+            s.action,
+            batch_contract::result::Action::Converted,
+            "{}",
+            r.message
+        );
+        let head = s3
+            .head_object()
+            .bucket(&bucket)
+            .key(r.key())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            head.version_id(),
+            s.output_version_id.as_deref(),
+            "{}",
+            r.key()
+        );
+    }
+    eprintln!(
+        "past the deadline under cargo lambda watch: {n} tasks, {} invocations, {} TemporaryFailure \
+         then converted",
+        eng.invocations(),
+        temporary.len()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread")]

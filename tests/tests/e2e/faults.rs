@@ -348,3 +348,94 @@ async fn a_run_killed_mid_job_and_run_again_reports_every_task_once_and_truly() 
     assert_eq!(a.converted, GOOD);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `serve` against `endpoint` on a fixed port, its store in `dir`, two invocations at a time.
+fn serve(endpoint: &str, port: u16, dir: &std::path::Path) -> e2e_tests::served::Served {
+    let mut c = aws_command(&workspace_binary("manifest-builder").unwrap());
+    c.args(["--endpoint-url", endpoint, "serve", "--concurrency", "2"])
+        .args(["--port", &port.to_string()])
+        .arg("--engine-dir")
+        .arg(dir);
+    e2e_tests::served::Served::start(c)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_engine_killed_mid_job_and_restarted_reports_every_task_once_and_truly() {
+    use crate::engine::{Shape, create_shaped, report_rows, terminal, until};
+    let Some(endpoint) = moto_and_binary("faults_kill_serve", "manifest-builder") else {
+        return;
+    };
+    let s3 = s3_client(&endpoint);
+    let fx = fixture(&s3, "kill-serve").await;
+    let manifest: String = fx
+        .originals
+        .iter()
+        .map(|(key, (version, _, _))| {
+            format!(
+                "{},{},{version}\n",
+                fx.bucket,
+                batch_contract::key::encode_key(key)
+            )
+        })
+        .collect();
+    let etag = crate::engine::put(&s3, &fx.bucket, "manifests/m.csv", manifest.into_bytes()).await;
+    // Every request a little late, so the job is still running when the engine is killed.
+    let mut slow = Plan::all(11, 1.0);
+    slow.kinds = vec![fault_proxy::Fault::Latency];
+    let proxy = fault_proxy::start(&endpoint, slow).await;
+    let dir = std::env::temp_dir().join(format!("kill-serve-{}", std::process::id()));
+    let port = crate::engine::free_port();
+    let served = serve(&proxy.url, port, &dir);
+    let control = manifest_builder::job::control::client(
+        &crate::engine::shared(),
+        Some(served.control_url()),
+    );
+    let shape = Shape {
+        versions: true,
+        args: &[],
+    };
+    let id = create_shaped(&control, &fx.bucket, &etag, "kill-serve", false, &shape)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    while finished(&dir) < 20 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(120),
+            "the job never got going"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    served.kill();
+    let done_before = finished(&dir);
+    assert!(done_before < fx.originals.len(), "killed before the end");
+    // The same store, the same port: the engine takes its job up again.
+    let served = serve(&proxy.url, port, &dir);
+    let job = until(&control, &id, terminal).await;
+    assert_eq!(
+        job.status(),
+        Some(&aws_sdk_s3control::types::JobStatus::Complete)
+    );
+    let again = create_shaped(&control, &fx.bucket, &etag, "kill-serve", false, &shape)
+        .await
+        .unwrap();
+    assert_eq!(
+        again, id,
+        "the same token answers with the same job after a restart"
+    );
+    let rows = report_rows(&s3, &fx.bucket, &id).await;
+    assert_eq!(rows.len(), fx.originals.len(), "every task reported once");
+    let a = audit(&s3, &fx, &rows).await;
+    eprintln!(
+        "serve killed (-9) after {done_before} of {} tasks, then restarted: converted {}, lost {}, \
+         mis-reported {}, converted twice {}",
+        fx.originals.len(),
+        a.converted,
+        a.lost,
+        a.misreported,
+        a.converted_twice
+    );
+    assert!(a.problems.is_empty(), "{:#?}", a.problems);
+    assert_eq!(a.converted, GOOD);
+    drop(served);
+    let _ = std::fs::remove_dir_all(&dir);
+}

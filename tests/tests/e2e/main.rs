@@ -7,6 +7,7 @@ mod deploy;
 mod engine;
 mod faults;
 pub mod lambda_protocol;
+mod load;
 mod manifest_listing;
 mod memory;
 mod reference_tools;
