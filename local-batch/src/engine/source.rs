@@ -61,45 +61,6 @@ pub async fn manifest_etag(s3: &Client, loc: &ManifestLocation) -> Result<String
     Ok(head.e_tag().unwrap_or("").trim_matches('"').to_string())
 }
 
-/// GETs a whole (small) object, retried whole when the call or its body fails; returns the bytes
-/// and the ETag.
-async fn get(
-    s3: &Client,
-    bucket: &str,
-    key: &str,
-    version: Option<&str>,
-) -> Result<(Vec<u8>, String), EngineError> {
-    retried("GetObject", bucket, key, || async {
-        let out = s3
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .set_version_id(version.map(str::to_string))
-            .send()
-            .await
-            .map_err(|e| sdk_failure(&e))?;
-        let etag = out.e_tag().unwrap_or("").trim_matches('"').to_string();
-        let expected = out.content_length();
-        let mut body = out.body;
-        let mut bytes = Vec::new();
-        loop {
-            match body.next().await {
-                None => break,
-                Some(Ok(chunk)) => bytes.extend_from_slice(&chunk),
-                Some(Err(e)) => return Err(body_failure(e, bytes.len(), expected)),
-            }
-        }
-        if let Some(n) = expected.filter(|&n| n >= 0 && n as usize != bytes.len()) {
-            return Err(Failure {
-                retryable: true,
-                detail: format!("the body ended after {} of {n} bytes", bytes.len()),
-            });
-        }
-        Ok((bytes, etag))
-    })
-    .await
-}
-
 /// GETs an object into a file, retried whole when the call or its body fails; returns the ETag
 /// and the MD5 of the bytes written. Memory stays at one chunk whatever the object's size.
 async fn download(
@@ -233,9 +194,17 @@ pub async fn read_manifest(
             csv_tasks(std::io::BufReader::new(file), &fields, &name, sink)
         }
         "S3InventoryReport_CSV_20161130" => {
-            let (bytes, etag) =
-                get(s3, &bucket, &key, m.location.object_version_id.as_deref()).await?;
-            pinned(&etag, &m.location.etag, &name)?;
+            let got = download(
+                s3,
+                &bucket,
+                &key,
+                m.location.object_version_id.as_deref(),
+                scratch,
+            )
+            .await?;
+            pinned(&got.etag, &m.location.etag, &name)?;
+            // The data files reuse the scratch file: keep the (small) manifest.json in memory.
+            let bytes = std::fs::read(scratch)?;
             inventory_tasks(s3, &bytes, &name, scratch, sink).await
         }
         other => Err(EngineError::Invalid(format!(
