@@ -66,6 +66,113 @@ impl AwsOptions {
         if self.endpoint_url.is_some() || env_endpoint {
             b = b.force_path_style(true);
         }
-        aws_sdk_s3::Client::from_conf(b.build())
+        aws_sdk_s3::Client::from_conf(b.interceptor(Reachability).build())
     }
+}
+
+/// Notes the endpoint and operation of an attempt that could not reach its server, so that the
+/// error a command ends with can name them ([`explain`]): the SDK's own error says neither.
+#[derive(Debug)]
+pub struct Reachability;
+
+#[derive(Debug, Clone)]
+struct AttemptTarget(String);
+
+impl aws_smithy_types::config_bag::Storable for AttemptTarget {
+    type Storer = aws_smithy_types::config_bag::StoreReplace<Self>;
+}
+
+/// The last endpoint (scheme://host:port) and operation that could not be reached. A process
+/// global: the error is printed by `main`, far from the client that met it.
+static UNREACHABLE: std::sync::Mutex<Option<(String, String)>> = std::sync::Mutex::new(None);
+
+impl aws_sdk_s3::config::Intercept for Reachability {
+    fn name(&self) -> &'static str {
+        "Reachability"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _components: &aws_sdk_s3::config::RuntimeComponents,
+        cfg: &mut aws_sdk_s3::config::ConfigBag,
+    ) -> Result<(), aws_sdk_s3::error::BoxError> {
+        cfg.interceptor_state()
+            .store_put(AttemptTarget(origin(context.request().uri())));
+        Ok(())
+    }
+
+    fn read_after_attempt(
+        &self,
+        context: &aws_sdk_s3::config::interceptors::FinalizerInterceptorContextRef<'_>,
+        _components: &aws_sdk_s3::config::RuntimeComponents,
+        cfg: &mut aws_sdk_s3::config::ConfigBag,
+    ) -> Result<(), aws_sdk_s3::error::BoxError> {
+        let unreachable = matches!(context.output_or_error(), Some(Err(e))
+            if e.is_connector_error() || e.is_timeout_error());
+        if unreachable && let Some(AttemptTarget(endpoint)) = cfg.load::<AttemptTarget>() {
+            let op = cfg
+                .load::<aws_smithy_runtime_api::client::orchestrator::Metadata>()
+                .map(|m| format!("{} {}", m.service(), m.name()))
+                .unwrap_or_default();
+            *UNREACHABLE.lock().unwrap_or_else(|p| p.into_inner()) = Some((endpoint.clone(), op));
+        }
+        Ok(())
+    }
+}
+
+/// `scheme://authority` of a request URI: the endpoint, without the key or the query.
+fn origin(uri: &str) -> String {
+    match uri.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority = rest.split(['/', '?']).next().unwrap_or(rest);
+            format!("{scheme}://{authority}")
+        }
+        None => uri.to_string(),
+    }
+}
+
+/// One line for an error a command ends with. A server that could not be reached (refused,
+/// reset, DNS, timeout) is said plainly, with the endpoint, the operation and what to check;
+/// the SDK's detail follows. Any other error is its context chain as it is.
+pub fn explain(err: &anyhow::Error) -> String {
+    let detail = format!("{err:#}");
+    let Some(conn) = err
+        .chain()
+        .find_map(|e| e.downcast_ref::<aws_sdk_s3::error::ConnectorError>())
+    else {
+        return detail;
+    };
+    let how = if conn.is_timeout() {
+        "timed out".to_string()
+    } else {
+        // The innermost cause is the one that says what happened (refused, DNS, reset).
+        let mut cause: &dyn std::error::Error = conn;
+        while let Some(next) = cause.source() {
+            cause = next;
+        }
+        cause.to_string()
+    };
+    let (endpoint, op) = UNREACHABLE
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
+        .unwrap_or_else(|| ("the AWS endpoint".into(), String::new()));
+    let during = if op.is_empty() {
+        String::new()
+    } else {
+        format!(" ({op})")
+    };
+    // Without a context of ours the top is the SDK's own wording: say the operation instead.
+    let top = err.to_string();
+    let what = if top.contains("unhandled error") || top.contains("dispatch failure") {
+        format!("calling{during}")
+    } else {
+        format!("{top}{during}")
+    };
+    format!(
+        "{what}: could not reach {endpoint}: {how}. Check the endpoint URL (--endpoint-url or \
+         AWS_ENDPOINT_URL for S3, --s3control-endpoint-url for jobs), that the server is running, \
+         and the credentials and region. SDK: {detail}"
+    )
 }

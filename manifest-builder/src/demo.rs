@@ -195,9 +195,11 @@ async fn populate(s3: &aws_sdk_s3::Client, args: &DemoOptions) -> anyhow::Result
     }
     let all = objects(args);
     let count = all.len();
+    let pb = crate::progress::objects(count as u64, "writing recordings");
+    let bytes_so_far = std::sync::atomic::AtomicU64::new(0);
     let written: Vec<anyhow::Result<u64>> = futures::stream::iter(all)
         .map(|o| {
-            let s3 = s3.clone();
+            let (s3, pb, bytes_so_far) = (s3.clone(), &pb, &bytes_so_far);
             async move {
                 let body = match o.body {
                     Body::Bytes(b) => b,
@@ -217,12 +219,16 @@ async fn populate(s3: &aws_sdk_s3::Client, args: &DemoOptions) -> anyhow::Result
                     .await
                     .map_err(aws_sdk_s3::Error::from)
                     .with_context(|| format!("writing s3://{BUCKET}/{}", o.key))?;
+                let total = len + bytes_so_far.fetch_add(len, std::sync::atomic::Ordering::Relaxed);
+                pb.set_message(format!("writing recordings: {:.1} MB", total as f64 / 1e6));
+                pb.inc(1);
                 Ok(len)
             }
         })
         .buffer_unordered(8)
         .collect()
         .await;
+    pb.finish_and_clear();
     let mut bytes = 0;
     for w in written {
         bytes += w?;

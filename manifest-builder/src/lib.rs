@@ -12,8 +12,8 @@
 //!    (feature `local`), and [`demo`] fills that S3 with synthetic recordings first.
 //!
 //! Beside the flow: [`estimate`] (what it costs and saves), [`schedule`] (the weekly job as a
-//! Lambda function), [`location`] (`s3://` or a local path), [`aws`] (the SDK clients), [`synth`]
-//! (synthetic Connect recordings). The CLI (`main.rs` and `cli/`) resolves its flags into these
+//! Lambda function), [`location`] (`s3://` or a local path), [`aws`] (the SDK clients), [`progress`]
+//! (bars on a terminal), [`synth`] (synthetic Connect recordings). The CLI (`main.rs` and `cli/`) resolves its flags into these
 //! request types; nothing here knows about clap.
 
 pub mod aws;
@@ -25,6 +25,7 @@ pub mod job;
 pub mod local;
 pub mod location;
 pub mod manifest;
+pub mod progress;
 pub mod report;
 pub mod run;
 pub mod schedule;

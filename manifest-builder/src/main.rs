@@ -32,7 +32,7 @@ fn main() -> std::process::ExitCode {
     match runtime.block_on(cli::run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", manifest_builder::aws::explain(&e));
             std::process::ExitCode::FAILURE
         }
     }

@@ -6,6 +6,7 @@
 //! a missing server is a failure, so CI cannot pass by skipping.
 
 pub mod fault_proxy;
+pub mod pty;
 pub mod served;
 
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -9,26 +9,26 @@ use regex::Regex;
 #[derive(Debug, Clone, clap::Args)]
 pub struct ManifestArgs {
     /// Bucket to list (source A).
-    #[arg(long, conflicts_with = "inventory")]
+    #[arg(long, conflicts_with = "inventory", value_parser = super::check::bucket_name)]
     pub bucket: Option<String>,
     /// S3 Inventory manifest.json to read instead of listing (source B): s3://... or a local path.
     /// CSV, ORC or Parquet; each data file's MD5 is checked; current versions only.
     #[arg(long)]
     pub inventory: Option<Location>,
     /// Prefix above the `YYYY/MM/DD/` folders, e.g. connect/<alias>/CallRecordings/.
-    #[arg(long, default_value = "")]
+    #[arg(long, default_value = "", value_parser = super::check::key_prefix)]
     pub prefix: String,
     /// Recordings at least this old by their day folder: 7d, 2w, 3m, 1y. Starts at the beginning (backfill) unless --from.
-    #[arg(long)]
+    #[arg(long, value_parser = super::check::age)]
     pub older_than: Option<String>,
     /// First day (YYYY-MM-DD), inclusive.
-    #[arg(long)]
+    #[arg(long, value_parser = super::check::date)]
     pub from: Option<NaiveDate>,
     /// Last day (YYYY-MM-DD), inclusive.
-    #[arg(long)]
+    #[arg(long, value_parser = super::check::date)]
     pub to: Option<NaiveDate>,
     /// Exactly this day (YYYY-MM-DD).
-    #[arg(long, conflicts_with_all = ["from", "to", "older_than"])]
+    #[arg(long, conflicts_with_all = ["from", "to", "older_than"], value_parser = super::check::date)]
     pub date: Option<NaiveDate>,
     /// Key suffix to select, case-insensitive ("" for any).
     #[arg(long, default_value = ".wav")]

@@ -2,6 +2,7 @@
 //! the library's plain request type (`From`) and calls it; what it prints is the library's answer,
 //! as JSON with `--json`.
 
+mod check;
 mod estimate;
 mod global;
 mod manifest;
@@ -168,6 +169,7 @@ fn print<T: serde::Serialize>(json: bool, value: &T, human: impl FnOnce(&T)) -> 
 
 /// Runs one command; the exit code says how it ended.
 pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
+    manifest_builder::progress::set_quiet(cli.json);
     let (aws, jobs, json) = (
         &AwsOptions::from(&cli.aws),
         &JobOptions::from(&cli.jobs),

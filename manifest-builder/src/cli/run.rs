@@ -73,10 +73,10 @@ pub struct RunArgs {
     #[command(flatten)]
     pub local: LocalArgs,
     /// The handler (default with --local: a local name; the in-process handler ignores it).
-    #[arg(long)]
+    #[arg(long, value_parser = super::check::function_arn)]
     pub function_arn: Option<String>,
     /// The role Batch Operations assumes (default with --local: a local name).
-    #[arg(long)]
+    #[arg(long, value_parser = super::check::role_arn)]
     pub role_arn: Option<String>,
     /// Completion report location s3://bucket/prefix (default: `reports` beside the manifest).
     #[arg(long)]

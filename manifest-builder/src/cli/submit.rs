@@ -3,13 +3,14 @@
 use manifest_builder::job::{DEFAULT_GENERATOR_STORAGE_CLASSES, JobSpec, ReportScope};
 use manifest_builder::location::Location;
 
+use super::check;
 use super::global::key_value;
 
 /// What the job asks of the handler: the flags `submit` and `run` share.
 #[derive(Debug, Clone, clap::Args)]
 pub struct OperationArgs {
     /// Job argument for the handler (schema 2.0), repeatable: codec, downmix, storageClass, tagKey, tagValue, destBucket, destPrefix.
-    #[arg(long = "user-arg", value_parser = key_value)]
+    #[arg(long = "user-arg", value_parser = check::user_arg)]
     pub user_args: Vec<(String, String)>,
     /// Invocation schema version.
     #[arg(long, default_value = "2.0", value_parser = ["1.0", "2.0"])]
@@ -43,19 +44,19 @@ pub struct SubmitArgs {
     #[arg(long)]
     pub generate: bool,
     /// With --generate: the bucket to list.
-    #[arg(long, requires = "generate")]
+    #[arg(long, requires = "generate", value_parser = check::bucket_name)]
     pub source_bucket: Option<String>,
     /// With --generate: key prefix, e.g. connect/<alias>/CallRecordings/.
-    #[arg(long, requires = "generate")]
+    #[arg(long, requires = "generate", value_parser = check::key_prefix)]
     pub source_prefix: Option<String>,
     /// With --generate: created at least this long ago (7d, 2w), counted from today's midnight UTC.
-    #[arg(long, requires = "generate")]
+    #[arg(long, requires = "generate", value_parser = check::age)]
     pub older_than: Option<String>,
     /// With --generate: created at or after this day (YYYY-MM-DD).
-    #[arg(long, requires = "generate")]
+    #[arg(long, requires = "generate", value_parser = check::date)]
     pub created_after: Option<chrono::NaiveDate>,
     /// With --generate: created before this day (YYYY-MM-DD).
-    #[arg(long, requires = "generate")]
+    #[arg(long, requires = "generate", value_parser = check::date)]
     pub created_before: Option<chrono::NaiveDate>,
     /// With --generate: key suffix (case-sensitive on the service side).
     #[arg(long, default_value = ".wav")]
@@ -70,10 +71,10 @@ pub struct SubmitArgs {
     #[arg(long, requires = "generate")]
     pub manifest_output: Option<Location>,
     /// The handler: arn:aws:lambda:<region>:<account>:function:<name>[:<alias or version>].
-    #[arg(long)]
+    #[arg(long, value_parser = check::function_arn)]
     pub function_arn: String,
     /// The role Batch Operations assumes: arn:aws:iam::<account>:role/<name>.
-    #[arg(long)]
+    #[arg(long, value_parser = check::role_arn)]
     pub role_arn: String,
     /// Completion report location s3://bucket/prefix (no trailing '/').
     #[arg(long)]
@@ -149,17 +150,17 @@ mod tests {
             "--manifest",
             "s3://b/m.csv",
             "--function-arn",
-            "f",
+            "arn:aws:lambda:us-east-1:123456789012:function:f",
             "--role-arn",
-            "r",
+            "arn:aws:iam::123456789012:role/r",
         ])
         .unwrap()
         .args;
         let ours = JobSpec::from(&args);
         let lib = JobSpec {
             manifest: Some("s3://b/m.csv".parse().unwrap()),
-            function_arn: "f".into(),
-            role_arn: "r".into(),
+            function_arn: "arn:aws:lambda:us-east-1:123456789012:function:f".into(),
+            role_arn: "arn:aws:iam::123456789012:role/r".into(),
             ..JobSpec::default()
         };
         assert_eq!(format!("{ours:?}"), format!("{lib:?}"));

@@ -31,7 +31,7 @@ pub fn client(shared: &aws_config::SdkConfig, endpoint: Option<&str>) -> Client 
     if let Some(url) = endpoint {
         b = b.endpoint_resolver(FixedEndpoint(url.to_string()));
     }
-    Client::from_conf(b.build())
+    Client::from_conf(b.interceptor(crate::aws::Reachability).build())
 }
 
 /// The token that makes re-running the same submit return the same job instead of a second one.
@@ -403,7 +403,11 @@ pub async fn update_status(
 
 /// The caller's account, from STS.
 pub async fn caller_account(shared: &aws_config::SdkConfig) -> anyhow::Result<String> {
-    let sts = aws_sdk_sts::Client::new(shared);
+    let sts = aws_sdk_sts::Client::from_conf(
+        aws_sdk_sts::config::Builder::from(shared)
+            .interceptor(crate::aws::Reachability)
+            .build(),
+    );
     let me = sts
         .get_caller_identity()
         .send()

@@ -1,7 +1,6 @@
 //! Following a job from the operator's seat: status, list, confirm or cancel, and waiting for
 //! its end with the exit code that tells the outcomes apart.
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -74,16 +73,7 @@ pub async fn wait(
 ) -> anyhow::Result<(JobState, ExitCode)> {
     let (client, account) = opts.client_and_account(aws).await?;
     let started = std::time::Instant::now();
-    let pb = if std::io::stderr().is_terminal() {
-        indicatif::ProgressBar::new(0)
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    pb.set_style(
-        indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} tasks, {elapsed}")
-            .expect("template")
-            .progress_chars("=> "),
-    );
+    let pb = crate::progress::tasks();
     loop {
         let state = control::describe(&client, &account, job_id).await?;
         match &state.progress {

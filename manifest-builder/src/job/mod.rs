@@ -275,6 +275,46 @@ async fn pinned_manifest(args: &JobSpec, s3: &aws_sdk_s3::Client) -> anyhow::Res
     })
 }
 
+impl JobSpec {
+    /// What can be refused before any request: locations the service cannot read, ARNs and
+    /// user arguments of the wrong shape, an empty creation window.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if let Some(Location::Local(p)) = &self.manifest {
+            bail!(
+                "--manifest {}: the service reads the manifest from S3; give s3://bucket/key \
+                 (`manifest --output s3://...` writes it there)",
+                p.display()
+            );
+        }
+        if let Some(Location::Local(p)) = &self.inventory {
+            bail!(
+                "--inventory {}: the service reads the inventory report from S3, not from this \
+                 machine; give the report's s3://.../manifest.json (for a local copy, \
+                 `manifest --inventory {}` writes a CSV manifest to submit instead)",
+                p.display(),
+                p.display()
+            );
+        }
+        if let Some(Location::Local(p)) = &self.report {
+            bail!(
+                "--report {}: the completion report goes to S3 (s3://bucket/prefix)",
+                p.display()
+            );
+        }
+        check_role_arn(&self.role_arn).map_err(|e| anyhow::anyhow!("--role-arn: {e}"))?;
+        check_function_arn(&self.function_arn)
+            .map_err(|e| anyhow::anyhow!("--function-arn: {e}"))?;
+        let args: BTreeMap<String, String> = self.user_args.iter().cloned().collect();
+        check_user_arguments(&args).map_err(|e| anyhow::anyhow!("--user-arg: {e}"))?;
+        if let (Some(a), Some(b)) = (self.created_after, self.created_before)
+            && a >= b
+        {
+            bail!("--created-after {a} is not before --created-before {b}: the window is empty");
+        }
+        Ok(())
+    }
+}
+
 /// The service-side manifest generator for `--generate`.
 fn generator(args: &JobSpec) -> anyhow::Result<ManifestGenerator> {
     let Some(bucket) = &args.source_bucket else {
@@ -330,6 +370,7 @@ pub async fn submit(
     opts: &JobOptions,
     aws: &AwsOptions,
 ) -> anyhow::Result<Submitted> {
+    args.check()?;
     let s3 = aws.s3().await;
     let (manifest, manifest_generator) = if args.generate {
         (None, Some(generator(args)?))

@@ -88,11 +88,27 @@ pub fn scan_csv_gz(
         name: name.to_string(),
     };
     let gz = flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 20, file));
-    std::thread::scope(|scope| {
+    let scanned = std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::sync_channel(4);
         scope.spawn(move || inflate_into(gz, tx));
         scan_rows(ChannelReader::new(rx), name, cols, filter, rows_out)
-    })
+    });
+    match (scanned, md5) {
+        // A damaged file usually stops decoding before its end, where its MD5 is checked: when
+        // the MD5 is wrong too, that is the cause to report.
+        (Err(e), Some(expected)) => {
+            let mut hasher = md5::Md5::default();
+            let whole =
+                std::fs::File::open(data).and_then(|mut f| std::io::copy(&mut f, &mut hasher));
+            match whole.ok().and_then(|_| {
+                md5_mismatch(name, &batch_contract::md5::finish_md5_hex(hasher), expected)
+            }) {
+                Some(mismatch) => Err(anyhow::anyhow!(mismatch)),
+                None => Err(e),
+            }
+        }
+        (scanned, _) => scanned,
+    }
 }
 
 /// The error for a data file whose MD5 is not the inventory manifest's, or `None` when it is.

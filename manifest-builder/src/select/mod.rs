@@ -6,8 +6,6 @@ pub mod filter;
 pub mod inventory;
 pub mod listing;
 
-use std::io::IsTerminal;
-
 use anyhow::{Context, bail};
 use chrono::NaiveDate;
 use futures::{Stream, StreamExt, TryStreamExt};
@@ -159,29 +157,30 @@ impl Selection {
             .from
             .unwrap_or(NaiveDate::from_ymd_opt(1970, 1, 1).expect("date"));
         if from > to {
-            bail!("the date window is empty: from {from} to {to}");
+            bail!(
+                "the date window is empty: --from, --to and --older-than give {from} to {to} \
+                 (the first day must not be after the last)"
+            );
         }
         Ok(Some(DateWindow { from, to }))
     }
 }
 
 fn progress(label: &'static str) -> indicatif::ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return indicatif::ProgressBar::hidden();
-    }
-    let pb = indicatif::ProgressBar::new_spinner();
-    pb.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").expect("template"),
-    );
-    pb.set_message(label);
-    pb.enable_steady_tick(std::time::Duration::from_millis(120));
-    pb
+    crate::progress::spinner(label)
 }
 
 type Batches = std::pin::Pin<Box<dyn Stream<Item = anyhow::Result<Vec<Recording>>> + Send>>;
 
 /// Runs `manifest`; returns the summary (also written beside the manifest).
 pub async fn run(args: &Selection, aws: &AwsOptions) -> anyhow::Result<Summary> {
+    // An empty or malformed window is refused before any request.
+    args.window(chrono::Utc::now().date_naive())?;
+    if let Some(Location::Local(p)) = &args.inventory
+        && !p.is_file()
+    {
+        bail!("--inventory {}: no such file", p.display());
+    }
     let s3 = aws.s3().await;
     let filter = args.filter();
     if let Some(inventory) = &args.inventory {
@@ -303,19 +302,60 @@ async fn publish(
     Ok(())
 }
 
-/// Where a data file of a local inventory copy is: beside the manifest, by key or by name.
-fn local_data_file(manifest: &std::path::Path, key: &str) -> anyhow::Result<std::path::PathBuf> {
+/// Where a data file of a local inventory copy is, and the local folder that stood for which
+/// part of the destination bucket. `files[].key` is the file's key in the destination bucket; a
+/// copy such as `aws s3 sync s3://inventory-bucket/prefix/ ./inv/` mirrors the bucket from some
+/// folder down (`./inv` for `prefix/`, so the manifest is at
+/// `./inv/<source-bucket>/<config>/<date>/manifest.json` and the data at
+/// `./inv/<source-bucket>/<config>/data/`). Tried in order: the whole key, then the key less its
+/// first folders, each against the manifest's folder and every folder above it; last, the file's
+/// name beside the manifest. A key with `..` or an absolute path is never followed.
+fn local_data_file(
+    manifest: &std::path::Path,
+    key: &str,
+) -> anyhow::Result<(std::path::PathBuf, String)> {
     let dir = manifest.parent().unwrap_or(std::path::Path::new("."));
-    let name = key.rsplit('/').next().unwrap_or(key);
-    [dir.join(key), dir.join(name), dir.join("data").join(name)]
-        .into_iter()
-        .find(|p| p.exists())
-        .with_context(|| {
-            format!(
-                "inventory data file {key} not found beside {}",
-                manifest.display()
-            )
-        })
+    let dir = if dir.as_os_str().is_empty() {
+        std::path::Path::new(".")
+    } else {
+        dir
+    };
+    let parts: Vec<&str> = key.split('/').collect();
+    let safe = !key.starts_with('/') && parts.iter().all(|p| !p.is_empty() && *p != "..");
+    let ancestors: Vec<&std::path::Path> = dir.ancestors().take(parts.len() + 1).collect();
+    if safe {
+        for skip in 0..parts.len() {
+            let rel: std::path::PathBuf = parts[skip..].iter().collect();
+            for root in &ancestors {
+                let candidate = root.join(&rel);
+                if candidate.is_file() {
+                    let stands_for = parts[..skip].join("/");
+                    let note = format!(
+                        "{} standing for the destination bucket's {}",
+                        root.display(),
+                        if stands_for.is_empty() {
+                            "top".to_string()
+                        } else {
+                            format!("{stands_for}/")
+                        }
+                    );
+                    return Ok((candidate, note));
+                }
+            }
+        }
+    }
+    let name = parts.last().copied().unwrap_or(key);
+    let beside = dir.join(name);
+    if !name.is_empty() && name != ".." && beside.is_file() {
+        return Ok((beside, format!("{} (by file name)", dir.display())));
+    }
+    bail!(
+        "inventory data file {key} not found in the local copy: looked for it (and for the key \
+         less its first folders) under {} and the folders above it, and for {name} beside the \
+         manifest; copy the whole report, e.g. `aws s3 sync s3://<destination-bucket>/<prefix>/ \
+         <dir>/`",
+        dir.display()
+    )
 }
 
 /// Streams `from` to `to` (S3) or reads it in place (local), checking its MD5.
@@ -405,6 +445,8 @@ async fn read_inventory(
     // Fetch (S3) or locate (local) every data file, MD5 checked, a few at a time. A local CSV.gz
     // is checked while it is scanned instead (one pass over it, on every core).
     let check_in_scan = matches!(manifest_loc, Location::Local(_)) && cols.is_some();
+    let roots = std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let roots = &roots;
     let fetched: Vec<(String, std::path::PathBuf, Option<String>)> =
         futures::stream::iter(inv.files.iter().enumerate())
             .map(|(i, f)| async move {
@@ -417,7 +459,8 @@ async fn read_inventory(
                         (from, tmp.join(format!("data-{i:06}")))
                     }
                     Location::Local(p) => {
-                        let path = local_data_file(p, &f.key)?;
+                        let (path, root) = local_data_file(p, &f.key)?;
+                        roots.lock().expect("roots").insert(root);
                         (Location::Local(path.clone()), path)
                     }
                 };
@@ -452,7 +495,16 @@ async fn read_inventory(
             .collect::<anyhow::Result<Vec<_>>>()
     })
     .await??;
-    let source = format!("inventory {manifest_loc} ({} data files)", inv.files.len());
+    let roots: Vec<String> = roots.lock().expect("roots").iter().cloned().collect();
+    let source = if roots.is_empty() {
+        format!("inventory {manifest_loc} ({} data files)", inv.files.len())
+    } else {
+        format!(
+            "inventory {manifest_loc} ({} data files, local copy: {})",
+            inv.files.len(),
+            roots.join("; ")
+        )
+    };
     let mut writer = Writer::new(&tmp.join("out"), "manifest", args.max_tasks, source)?;
     let has_versions = match &cols {
         Some(c) => c.version_id.is_some(),

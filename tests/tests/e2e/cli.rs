@@ -191,3 +191,344 @@ fn estimate_from_a_manifest_summary_as_table_json_and_csv() {
     assert!(!nothing.status.success());
     assert!(String::from_utf8_lossy(&nothing.stderr).contains("nothing to estimate"));
 }
+
+/// A loopback port nothing listens on (bound, then released).
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn malformed_flags_are_refused_before_any_request() {
+    let Some(bin) = require_binary("manifest-builder", "malformed_flags_refused_early") else {
+        return;
+    };
+    let port = closed_port();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let (f, r) = (
+        "arn:aws:lambda:us-east-1:123456789012:function:h",
+        "arn:aws:iam::123456789012:role/r",
+    );
+    let submit = |extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = ["submit", "--manifest", "s3://ops/m.csv"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let own = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    // (arguments, what the one-line refusal must name)
+    let cases: Vec<(Vec<String>, Vec<&str>)> = vec![
+        (
+            submit(&["--function-arn", "nope", "--role-arn", r]),
+            vec!["--function-arn", "\"nope\"", "arn:aws:lambda:<region>"],
+        ),
+        (
+            submit(&["--function-arn", f, "--role-arn", "nope"]),
+            vec!["--role-arn", "arn:aws:iam::<12-digit account>:role/<name>"],
+        ),
+        (
+            submit(&[
+                "--function-arn",
+                f,
+                "--role-arn",
+                r,
+                "--user-arg",
+                "codec=mp3",
+            ]),
+            vec!["--user-arg", "codec"],
+        ),
+        (
+            submit(&[
+                "--function-arn",
+                f,
+                "--role-arn",
+                r,
+                "--user-arg",
+                "colour=blue",
+            ]),
+            vec!["--user-arg", "unknown (accepted:"],
+        ),
+        (
+            submit(&["--function-arn", f, "--role-arn", r, "--user-arg", "codec"]),
+            vec!["--user-arg", "key=value"],
+        ),
+        (
+            own(&[
+                "submit",
+                "--generate",
+                "--source-bucket",
+                "s3://calls",
+                "--function-arn",
+                f,
+                "--role-arn",
+                r,
+            ]),
+            vec!["--source-bucket", "without s3://"],
+        ),
+        (
+            own(&[
+                "submit",
+                "--generate",
+                "--source-bucket",
+                "calls",
+                "--created-after",
+                "2024-02-30",
+                "--function-arn",
+                f,
+                "--role-arn",
+                r,
+            ]),
+            vec!["--created-after", "YYYY-MM-DD"],
+        ),
+        (
+            own(&[
+                "submit",
+                "--generate",
+                "--source-bucket",
+                "calls",
+                "--created-after",
+                "2024-02-01",
+                "--created-before",
+                "2024-01-01",
+                "--function-arn",
+                f,
+                "--role-arn",
+                r,
+            ]),
+            vec!["--created-after", "--created-before", "empty"],
+        ),
+        (
+            own(&[
+                "submit",
+                "--manifest",
+                "./local.csv",
+                "--function-arn",
+                f,
+                "--role-arn",
+                r,
+            ]),
+            vec!["--manifest", "reads the manifest from S3"],
+        ),
+        (
+            submit(&[
+                "--function-arn",
+                f,
+                "--role-arn",
+                r,
+                "--report",
+                "./reports",
+            ]),
+            vec!["--report", "goes to S3"],
+        ),
+        (
+            own(&["manifest", "--bucket", "ab", "--dry-run"]),
+            vec!["--bucket", "is not a bucket name", "3-63 characters"],
+        ),
+        (
+            own(&["manifest", "--bucket", "Calls Bucket", "--dry-run"]),
+            vec!["--bucket", "is not a bucket name"],
+        ),
+        (
+            own(&[
+                "manifest",
+                "--bucket",
+                "calls",
+                "--prefix",
+                "s3://calls/p/",
+                "--dry-run",
+            ]),
+            vec!["--prefix", "not an s3:// URL"],
+        ),
+        (
+            own(&[
+                "manifest",
+                "--bucket",
+                "calls",
+                "--older-than",
+                "7x",
+                "--dry-run",
+            ]),
+            vec!["--older-than", "7d, 2w, 3m or 1y"],
+        ),
+        (
+            own(&[
+                "manifest",
+                "--bucket",
+                "calls",
+                "--from",
+                "2024-13-01",
+                "--dry-run",
+            ]),
+            vec!["--from", "YYYY-MM-DD"],
+        ),
+        (
+            own(&[
+                "manifest",
+                "--bucket",
+                "calls",
+                "--from",
+                "2024-02-01",
+                "--to",
+                "2024-01-01",
+                "--dry-run",
+            ]),
+            vec!["--from", "--to", "empty"],
+        ),
+        (
+            own(&[
+                "manifest",
+                "--inventory",
+                "./no/such/manifest.json",
+                "--dry-run",
+            ]),
+            vec!["--inventory", "no such file"],
+        ),
+        (
+            own(&["run", "--bucket", "calls", "--function-arn", "f"]),
+            vec!["--function-arn", "arn:aws:lambda:<region>"],
+        ),
+        (
+            own(&[
+                "run",
+                "--bucket",
+                "calls",
+                "--local",
+                "--user-arg",
+                "downmix=loud",
+            ]),
+            vec!["--user-arg", "downmix"],
+        ),
+    ];
+    for (args, names) in cases {
+        let out = aws_command(&bin)
+            .args([
+                "--endpoint-url",
+                &endpoint,
+                "--s3control-endpoint-url",
+                &endpoint,
+            ])
+            .args(["--account-id", "123456789012"])
+            .args(&args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} was accepted");
+        assert!(
+            !err.contains("could not reach") && !err.contains("dispatch failure"),
+            "{args:?}: refused only after a request: {err}"
+        );
+        for name in names {
+            assert!(err.contains(name), "{args:?}: {name:?} not in: {err}");
+        }
+    }
+}
+
+#[test]
+fn an_unreachable_endpoint_is_one_line_that_says_where_and_what_to_check() {
+    let Some(bin) = require_binary("manifest-builder", "unreachable_endpoint") else {
+        return;
+    };
+    let endpoint = format!("http://127.0.0.1:{}", closed_port());
+    for (args, op) in [
+        (
+            vec![
+                "--endpoint-url",
+                &endpoint,
+                "manifest",
+                "--bucket",
+                "calls",
+                "--dry-run",
+            ],
+            "GetBucketVersioning",
+        ),
+        (
+            vec![
+                "--s3control-endpoint-url",
+                &endpoint,
+                "--account-id",
+                "123456789012",
+                "status",
+                "job-1",
+            ],
+            "DescribeJob",
+        ),
+    ] {
+        let out = aws_command(&bin).args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        let line = err.trim();
+        assert_eq!(line.lines().count(), 1, "one line: {err}");
+        for part in [
+            format!("could not reach {endpoint}").as_str(),
+            op,
+            "onnection refused",
+            "Check the endpoint URL",
+            "credentials and region",
+            "SDK: ",
+            "dispatch failure",
+        ] {
+            assert!(line.contains(part), "{part:?} not in: {line}");
+        }
+        assert!(
+            line.find("could not reach") < line.find("SDK: "),
+            "the explanation first, the SDK's detail after it: {line}"
+        );
+    }
+}
+
+#[test]
+fn long_steps_show_progress_on_a_terminal_and_nothing_under_json_or_a_pipe() {
+    let Some(bin) = require_binary("manifest-builder", "progress_on_a_terminal") else {
+        return;
+    };
+    let demo = |json: bool| {
+        let d = dir(if json {
+            "progress-json"
+        } else {
+            "progress-tty"
+        });
+        let mut c = aws_command(&bin);
+        if json {
+            c.arg("--json");
+        }
+        c.args([
+            "demo",
+            "--recordings",
+            "30",
+            "--min-minutes",
+            "0.5",
+            "--max-minutes",
+            "1",
+        ])
+        .arg("--dir")
+        .arg(d.join("demo"));
+        c
+    };
+    let tty = e2e_tests::pty::run_on_pty(&mut demo(false));
+    assert!(tty.status.success(), "{}", tty.terminal);
+    for bar in ["writing recordings", "objects,", "tasks,"] {
+        assert!(
+            tty.terminal.contains(bar),
+            "{bar:?} not drawn on the terminal:\n{}",
+            tty.terminal
+        );
+    }
+    let quiet = e2e_tests::pty::run_on_pty(&mut demo(true));
+    assert!(quiet.status.success(), "{}", quiet.terminal);
+    serde_json::from_str::<Value>(&quiet.stdout).expect("--json prints JSON on stdout");
+    let piped = demo(false).output().unwrap();
+    assert!(piped.status.success());
+    for (what, text) in [
+        ("--json on a terminal", quiet.terminal.as_str()),
+        ("a pipe", &*String::from_utf8_lossy(&piped.stderr)),
+    ] {
+        for bar in ["writing recordings:", "objects,", "tasks,", "\u{1b}["] {
+            assert!(!text.contains(bar), "{what}: {bar:?} drawn:\n{text}");
+        }
+    }
+}

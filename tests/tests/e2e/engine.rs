@@ -2,6 +2,7 @@
 //! on moto with the in-process handler, re-drives, the failure-rate rule, a restart mid-job, and
 //! the built `bootstrap` under `cargo lambda watch`. Wrappers around the handler inject faults.
 
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -905,15 +906,30 @@ async fn the_built_bootstrap_runs_a_job_under_cargo_lambda_watch() {
 /// Passes invocations through and keeps every task's answer: (resultCode, resultString).
 struct Recorded {
     inner: Arc<dyn Invoker>,
-    answers: std::sync::Mutex<Vec<(String, String)>>,
+    /// (key, resultCode, resultString) of every task result, in the order they came back.
+    answers: std::sync::Mutex<Vec<(String, String, String)>>,
 }
 
 #[async_trait::async_trait]
 impl Invoker for Recorded {
     async fn invoke(&self, f: &str, event: Value) -> Result<Value, InvokeError> {
+        let keys: HashMap<String, String> = event["tasks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|t| {
+                let key = t["s3Key"].as_str().unwrap_or("");
+                (
+                    t["taskId"].as_str().unwrap_or("").to_string(),
+                    key.to_string(),
+                )
+            })
+            .collect();
         let out = self.inner.invoke(f, event).await?;
         for r in out["results"].as_array().into_iter().flatten() {
+            let id = r["taskId"].as_str().unwrap_or("");
             self.answers.lock().unwrap().push((
+                keys.get(id).cloned().unwrap_or_default(),
                 r["resultCode"].as_str().unwrap_or("").to_string(),
                 r["resultString"].as_str().unwrap_or("").to_string(),
             ));
@@ -975,16 +991,34 @@ async fn a_function_past_its_deadline_answers_temporary_failure_and_the_redrive_
     let stalls = proxy.injected().get(&Fault::Stall).copied().unwrap_or(0);
     assert!(stalls >= n as u64, "{stalls} stalls for {n} recordings");
     let answers = recorded.answers.lock().unwrap().clone();
-    let temporary: Vec<_> = answers
-        .iter()
-        .filter(|(code, _)| code == "TemporaryFailure")
-        .collect();
-    assert_eq!(temporary.len(), n, "{answers:#?}");
-    assert!(
-        temporary.iter().all(|(_, why)| why.contains("deadline")),
-        "{temporary:#?}"
+    // Every task's first attempt met the stall and stopped at the deadline; every later attempt
+    // but the last did too (a server slowed by the other tests can push a re-drive past 4.8 s);
+    // the last converted it.
+    let mut by_key: BTreeMap<&str, Vec<(&str, &str)>> = BTreeMap::new();
+    for (key, code, why) in &answers {
+        by_key.entry(key).or_default().push((code, why));
+    }
+    assert_eq!(by_key.len(), n, "{answers:#?}");
+    for (key, tries) in &by_key {
+        let (last, earlier) = tries.split_last().unwrap();
+        assert!(
+            !earlier.is_empty(),
+            "{key}: converted on the first try: {tries:?}"
+        );
+        assert_eq!(last.0, "Succeeded", "{key}: {tries:?}");
+        assert!(
+            earlier
+                .iter()
+                .all(|(code, why)| *code == "TemporaryFailure" && why.contains("deadline")),
+            "{key}: {tries:?}"
+        );
+    }
+    let temporary = answers.len() - n;
+    assert_eq!(
+        eng.invocations(),
+        answers.len() as u64,
+        "one invocation per answer: every re-drive was answered"
     );
-    assert_eq!(eng.invocations(), 2 * n as u64, "one re-drive per task");
     let rows = report_rows(&s3, &bucket, &id).await;
     assert_eq!(rows.len(), n);
     for r in &rows {
@@ -1011,10 +1045,9 @@ async fn a_function_past_its_deadline_answers_temporary_failure_and_the_redrive_
         );
     }
     eprintln!(
-        "past the deadline under cargo lambda watch: {n} tasks, {} invocations, {} TemporaryFailure \
-         then converted",
-        eng.invocations(),
-        temporary.len()
+        "past the deadline under cargo lambda watch: {n} tasks, {} invocations, {temporary} \
+         TemporaryFailure then converted",
+        eng.invocations()
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

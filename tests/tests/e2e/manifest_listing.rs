@@ -497,6 +497,115 @@ async fn inventory_csv_gz_all_versions_with_md5_checks_and_clear_errors() {
         "current versions only, keys re-encoded strictly, null version written as null, in file order"
     );
 
+    // The same report copied to this machine as `aws s3 sync s3://<inv>/inv/ ./copy/` leaves it:
+    // the destination bucket's own layout, `files[].key` still the bucket's keys. The local
+    // copy gives the same manifest, says which folder stood for which part of the bucket, and
+    // still checks every MD5.
+    let copy = dir.join("copy");
+    let listed = s3
+        .list_objects_v2()
+        .bucket(&inv_bucket)
+        .prefix("inv/")
+        .send()
+        .await
+        .unwrap();
+    for o in listed.contents() {
+        let key = o.key().unwrap();
+        let body = s3
+            .get_object()
+            .bucket(&inv_bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap()
+            .body
+            .collect()
+            .await
+            .unwrap()
+            .into_bytes();
+        let local = copy.join(key.strip_prefix("inv/").unwrap());
+        std::fs::create_dir_all(local.parent().unwrap()).unwrap();
+        std::fs::write(&local, &body).unwrap();
+    }
+    let local_manifest = copy.join(format!("{src}/all/2024-01-28T01-00Z/manifest.json"));
+    let local_out = dir.join("from-local-copy.csv");
+    let mut mb = manifest_builder(&endpoint).unwrap();
+    let (stdout, _) = run(mb
+        .args(["--json", "manifest", "--inventory"])
+        .arg(&local_manifest)
+        .arg("--output")
+        .arg(&local_out));
+    let local: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        std::fs::read(&local_out).unwrap(),
+        std::fs::read(&out).unwrap(),
+        "the local copy gives the same manifest: {local}"
+    );
+    let source = local["source"].as_str().unwrap();
+    assert!(
+        source.contains(&format!(
+            "{} standing for the destination bucket's inv/",
+            copy.display()
+        )),
+        "{source}"
+    );
+    let part1 = copy.join(format!("{src}/all/data/part-1.csv.gz"));
+    let good = std::fs::read(&part1).unwrap();
+    let mut broken = good.clone();
+    let last = broken.len() - 1;
+    broken[last] ^= 1;
+    std::fs::write(&part1, &broken).unwrap();
+    let refused = manifest_builder(&endpoint)
+        .unwrap()
+        .args(["manifest", "--dry-run", "--inventory"])
+        .arg(&local_manifest)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && err.contains("part-1.csv.gz") && err.contains("MD5"),
+        "a changed local data file is refused: {err}"
+    );
+    std::fs::write(&part1, &good).unwrap();
+    std::fs::remove_dir_all(copy.join(format!("{src}/all/data"))).unwrap();
+    let missing = manifest_builder(&endpoint)
+        .unwrap()
+        .args(["manifest", "--dry-run", "--inventory"])
+        .arg(&local_manifest)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        !missing.status.success() && err.contains("part-0.csv.gz") && err.contains("aws s3 sync"),
+        "a missing data file is named, with how to copy the report: {err}"
+    );
+    // The service reads an inventory report from S3 only: submit refuses a local path before any
+    // request (the endpoint below is closed).
+    let refused =
+        std::process::Command::new(require_binary("manifest-builder", "inventory_csv_gz").unwrap())
+            .args([
+                "--endpoint-url",
+                "http://127.0.0.1:9",
+                "--account-id",
+                "123456789012",
+                "submit",
+                "--function-arn",
+                "arn:aws:lambda:us-east-1:123456789012:function:h",
+                "--role-arn",
+                "arn:aws:iam::123456789012:role/r",
+                "--inventory",
+            ])
+            .arg(&local_manifest)
+            .output()
+            .unwrap();
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success()
+            && err.contains("reads the inventory report from S3")
+            && !err.contains("could not reach"),
+        "{err}"
+    );
+
     // Bad input: each a one-line error naming the file, non-zero exit, no manifest written.
     let mut bad_md5 = manifest.clone();
     bad_md5["files"][1]["MD5checksum"] = json!("00000000000000000000000000000000");
@@ -685,6 +794,44 @@ async fn orc_and_parquet_inventories_give_the_same_manifest() {
             std::fs::read_to_string(&out).unwrap(),
             "amazon-connect-0123456789ab,calls/a%20b%2Bc%3Ad.wav,v2\namazon-connect-0123456789ab,calls/null.wav,null\n",
             "{format}: raw keys encoded once; latest only; null version; GLACIER_IR skipped"
+        );
+        // A local copy in the destination bucket's layout (`aws s3 sync s3://dest/prefix/ ./x/`):
+        // the manifest under <source>/<config>/<date>/, the data under <source>/<config>/data/,
+        // `files[].key` the bucket's keys.
+        let copy = dir.join(format!("copy-{format}"));
+        let cfg = copy.join("amazon-connect-0123456789ab/weekly");
+        let data_name = format!(
+            "5f1e0b6c-2b1d-4d7e-9a1e-0c6b2d3e4f5a.{}",
+            format.to_lowercase()
+        );
+        std::fs::create_dir_all(cfg.join("data")).unwrap();
+        std::fs::create_dir_all(cfg.join("2024-01-28T01-00Z")).unwrap();
+        std::fs::write(cfg.join("data").join(&data_name), &bytes).unwrap();
+        let mut local = manifest.clone();
+        local["files"][0]["key"] = json!(format!(
+            "inventory/amazon-connect-0123456789ab/weekly/data/{data_name}"
+        ));
+        let local_manifest = cfg.join("2024-01-28T01-00Z/manifest.json");
+        std::fs::write(&local_manifest, local.to_string()).unwrap();
+        let local_out = dir.join(format!("{format}-local.csv"));
+        let mut mb = manifest_builder(&endpoint).unwrap();
+        let (stdout, _) = run(mb
+            .args(["--json", "manifest", "--inventory"])
+            .arg(&local_manifest)
+            .arg("--output")
+            .arg(&local_out));
+        let s: Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(
+            std::fs::read(&local_out).unwrap(),
+            std::fs::read(&out).unwrap(),
+            "{format}: the local copy gives the same manifest: {s}"
+        );
+        assert!(
+            s["source"].as_str().unwrap().contains(&format!(
+                "{} standing for the destination bucket's inventory/",
+                copy.display()
+            )),
+            "{format}: {s}"
         );
     }
 }
