@@ -186,9 +186,37 @@ pub fn summarise(manifest: &Location, rows: &[ReportRow]) -> ReportSummary {
     s
 }
 
+/// Which failed tasks a retry manifest takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failures {
+    /// Every failed task (an operator's `redrive`).
+    All,
+    /// Only those that may succeed on a retry: TemporaryFailure, throttling and 5xx answers.
+    /// A PermanentFailure's reason is final (the scheduled function's re-drive).
+    Temporary,
+}
+
+impl Failures {
+    fn takes(self, r: &ReportRow) -> bool {
+        r.failed()
+            && match self {
+                Failures::All => true,
+                Failures::Temporary => {
+                    r.error_code == "TemporaryFailure"
+                        || r.http_status.is_some_and(|s| s == 429 || s >= 500)
+                }
+            }
+    }
+}
+
 /// The failed tasks as a manifest (keys decoded, then re-encoded strictly).
 pub fn retry_manifest(rows: &[ReportRow]) -> anyhow::Result<String> {
-    let failed: Vec<&ReportRow> = rows.iter().filter(|r| r.failed()).collect();
+    retry_manifest_of(rows, Failures::All)
+}
+
+/// The failed tasks `which` takes, as a manifest.
+pub fn retry_manifest_of(rows: &[ReportRow], which: Failures) -> anyhow::Result<String> {
+    let failed: Vec<&ReportRow> = rows.iter().filter(|r| which.takes(r)).collect();
     let with_versions = failed.iter().filter(|r| !r.version_id.is_empty()).count();
     if with_versions != 0 && with_versions != failed.len() {
         bail!(
@@ -228,12 +256,13 @@ pub struct Redriven {
 pub async fn redrive(
     job_id: &str,
     retry: &Location,
+    which: Failures,
     dry_run: bool,
     opts: &JobOptions,
     aws: &AwsOptions,
 ) -> anyhow::Result<Redriven> {
     let (_, rows) = read(job_id, opts, aws).await?;
-    let text = retry_manifest(&rows)?;
+    let text = retry_manifest_of(&rows, which)?;
     let tasks = text.lines().count();
     let mut done = Redriven {
         from_job: job_id.to_string(),
@@ -360,6 +389,11 @@ mod tests {
         assert_eq!(
             s.skip_reasons,
             vec![("already converted (tag converted=true)".to_string(), 1)]
+        );
+        assert_eq!(
+            retry_manifest_of(&r, Failures::Temporary).unwrap(),
+            "b,g%3A.wav\n",
+            "a PermanentFailure's reason is final"
         );
         assert_eq!(
             retry_manifest(&r).unwrap(),

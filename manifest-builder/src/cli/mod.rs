@@ -232,7 +232,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             retry_manifest,
             dry_run,
         } => {
-            let done = report::redrive(&job_id, &retry_manifest, dry_run, jobs, aws).await?;
+            let done = report::redrive(
+                &job_id,
+                &retry_manifest,
+                report::Failures::All,
+                dry_run,
+                jobs,
+                aws,
+            )
+            .await?;
             print(json, &done, |d| match &d.job_id {
                 Some(id) => println!("{id}"),
                 None => eprintln!(

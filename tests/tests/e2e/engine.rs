@@ -1262,6 +1262,8 @@ async fn the_scheduled_manifest_function_submits_each_window_once() {
         .env("ACCOUNT_ID", ACCOUNT)
         .env("MIN_SIZE", "1")
         .env("USER_ARGUMENTS", "downmix=sum")
+        // One window here; the look-back has its own test (the_schedule_catches_up_...).
+        .env("CATCH_UP_WINDOWS", "0")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
@@ -1467,5 +1469,236 @@ async fn generator_and_inventory_jobs_run_on_the_engine() {
         reason.contains("MD5") && reason.contains("inventory/data/1.csv.gz"),
         "{reason}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Answers TemporaryFailure for every task whose key holds `part` while `on` is set.
+struct FailingKeys {
+    inner: Arc<dyn Invoker>,
+    part: &'static str,
+    on: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl Invoker for FailingKeys {
+    async fn invoke(&self, f: &str, event: Value) -> Result<Value, InvokeError> {
+        let task = &event["tasks"][0];
+        let key = task["s3Key"].as_str().unwrap_or("");
+        if self.on.load(Ordering::SeqCst) && key.contains(self.part) {
+            return Ok(json!({
+                "invocationSchemaVersion": event["invocationSchemaVersion"],
+                "invocationId": event["invocationId"],
+                "treatMissingKeysAs": "PermanentFailure",
+                "results": [{"taskId": task["taskId"], "resultCode": "TemporaryFailure", "resultString": "SlowDown (injected)"}],
+            }));
+        }
+        self.inner.invoke(f, event).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_schedule_catches_up_missed_windows_redrives_temporary_failures_and_reports_failed_jobs()
+ {
+    use e2e_tests::fault_proxy::{self, Fault, Plan};
+    let test = "schedule_catch_up";
+    let Some(endpoint) = moto_endpoint(test) else {
+        return;
+    };
+    let Some(binary) = require_binary("manifest-builder", test) else {
+        return;
+    };
+    let s3 = s3_client(&endpoint);
+    let bucket = new_bucket(&s3, "catchup", true).await;
+    let wav = connect_wav(1.0);
+    let prefix = "connect/acme/CallRecordings";
+    // Windows of 7 days, 7 days' delay. Oct 20-26: two good, one whose tasks fail temporarily
+    // for the first job, one that is not a WAV (a PermanentFailure). Then one recording in each
+    // of Oct 27-Nov 2, Nov 3-9 (its job's manifest cannot be read: the job fails) and Nov 10-16.
+    for (day, name, body) in [
+        ("2026/10/21", "a1", wav.clone()),
+        ("2026/10/22", "a2", wav.clone()),
+        ("2026/10/23", "flaky", wav.clone()),
+        (
+            "2026/10/24",
+            "junk",
+            b"not a wav at all, just text".repeat(4),
+        ),
+        ("2026/10/28", "b1", wav.clone()),
+        ("2026/11/04", "c1", wav.clone()),
+        ("2026/11/11", "d1", wav.clone()),
+    ] {
+        let key = format!(
+            "{prefix}/{day}/{name}_{}T09:00_UTC.wav",
+            day.replace('/', "")
+        );
+        put(&s3, &bucket, &key, body).await;
+    }
+    // The engine reads S3 through a proxy that fails every read of the Nov 3-9 manifest.
+    let mut plan = Plan::all(7, 1.0);
+    plan.kinds = vec![Fault::InternalError];
+    plan.only = vec![format!(
+        "GET /{bucket}/ops/manifests/window-2026-11-03_2026-11-09.csv"
+    )];
+    let proxy = fault_proxy::start(&endpoint, plan).await;
+    let engine_s3 = s3_client(&proxy.url);
+    let invoker = Arc::new(FailingKeys {
+        inner: in_process(&s3),
+        part: "flaky",
+        on: true.into(),
+    });
+    let dir = store(test);
+    let (_eng, api, control) = start(&engine_s3, &dir, invoker.clone(), |_| {}).await;
+    let (addr, runtime, mut posted) = crate::lambda_protocol::start_runtime_api().await;
+    let mut child = tokio::process::Command::new(&binary)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_LAMBDA_RUNTIME_API", &addr)
+        .env("AWS_LAMBDA_FUNCTION_NAME", "manifest")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ENDPOINT_URL", &endpoint)
+        .env("AWS_ENDPOINT_URL_S3_CONTROL", &api.url)
+        .env("RECORDINGS_BUCKET", &bucket)
+        .env("RECORDINGS_PREFIX", format!("{prefix}/"))
+        .env("MANIFEST_LOCATION", format!("s3://{bucket}/ops/manifests"))
+        .env("REPORT_LOCATION", format!("s3://{bucket}/ops/reports"))
+        .env("HANDLER_FUNCTION_ARN", FUNCTION)
+        .env("JOB_ROLE_ARN", ROLE)
+        .env("ACCOUNT_ID", ACCOUNT)
+        .env("MIN_SIZE", "1")
+        .env("CATCH_UP_WINDOWS", "3")
+        .env("START_DATE", "2026-10-20")
+        .env("STUCK_AFTER_DAYS", "7")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut fire = async |id: &str, at: &str| -> Value {
+        runtime
+            .queue
+            .lock()
+            .await
+            .push_back((id.into(), json!({"scheduledTime": at})));
+        runtime.ready.notify_one();
+        let (rid, kind, body) = tokio::time::timeout(Duration::from_secs(120), posted.recv())
+            .await
+            .expect("the function answered")
+            .unwrap();
+        assert_eq!((rid.as_str(), kind.as_str()), (id, "response"), "{body}");
+        body
+    };
+    let statuses = |answer: &Value| -> Vec<(String, String)> {
+        answer["windows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| {
+                (
+                    w["from"].as_str().unwrap().to_string(),
+                    w["status"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let job_count = async || {
+        control
+            .list_jobs()
+            .account_id(ACCOUNT)
+            .send()
+            .await
+            .unwrap()
+            .jobs()
+            .len()
+    };
+
+    // 1. Nov 2: the first window only (nothing before START_DATE).
+    let first = fire("first", "2026-11-02T03:00:00Z").await;
+    assert_eq!(
+        statuses(&first),
+        [("2026-10-20".into(), "submitted".into())],
+        "{first}"
+    );
+    let job_a = first["jobId"].as_str().unwrap().to_string();
+    let a = until(&control, &job_a, terminal).await;
+    assert_eq!(a.status(), Some(&JobStatus::Complete));
+    assert_eq!(
+        counts(&a),
+        (4, 2, 2),
+        "one temporary and one permanent failure"
+    );
+    invoker.on.store(false, Ordering::SeqCst);
+
+    // 2. Nov 23, two weekly runs missed: the first window's temporary failure is re-driven, the
+    // two missed windows and the current one are submitted, oldest first.
+    let second = fire("second", "2026-11-23T03:00:00Z").await;
+    assert_eq!(
+        statuses(&second),
+        [
+            ("2026-10-20".into(), "redriven".into()),
+            ("2026-10-27".into(), "submitted".into()),
+            ("2026-11-03".into(), "submitted".into()),
+            ("2026-11-10".into(), "submitted".into()),
+        ],
+        "{second:#}"
+    );
+    assert_eq!(second["window"]["from"], "2026-11-10");
+    let windows = second["windows"].as_array().unwrap();
+    let redrive = windows[0]["newJobId"].as_str().unwrap().to_string();
+    assert!(
+        windows[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("1 TemporaryFailure"),
+        "{second}"
+    );
+    let ids: Vec<String> = windows[1..]
+        .iter()
+        .map(|w| w["jobId"].as_str().unwrap().to_string())
+        .collect();
+    let r = until(&control, &redrive, terminal).await;
+    assert_eq!(
+        counts(&r),
+        (1, 1, 0),
+        "only the TemporaryFailure task, now converted"
+    );
+    let rows = report_rows_at(&s3, &bucket, "ops/reports", &redrive).await;
+    assert!(rows[0].key().contains("flaky"), "{:?}", rows[0].raw_key);
+    for (id, status) in
+        ids.iter()
+            .zip([JobStatus::Complete, JobStatus::Failed, JobStatus::Complete])
+    {
+        let j = until(&control, id, terminal).await;
+        assert_eq!(j.status(), Some(&status), "{id}");
+    }
+    assert_eq!(job_count().await, 5, "A, its re-drive, and three windows");
+
+    // 3. The same time again (a retry): nothing new; the failed window is reported (its
+    // manifest could not be read: resubmitting would fail the same way) and, due 7 days, stuck.
+    let third = fire("third", "2026-11-23T03:00:00Z").await;
+    assert_eq!(
+        statuses(&third),
+        [
+            ("2026-10-20".into(), "done".into()),
+            ("2026-10-27".into(), "done".into()),
+            ("2026-11-03".into(), "failed".into()),
+            ("2026-11-10".into(), "done".into()),
+        ],
+        "{third:#}"
+    );
+    let failed = &third["windows"][2];
+    assert!(
+        failed["reason"].as_str().unwrap().contains("manifest"),
+        "{failed}"
+    );
+    assert_eq!(failed["stuck"], true);
+    assert_eq!(third["stuckWindows"], 1);
+    assert_eq!(third["alreadySubmitted"], true);
+    assert_eq!(job_count().await, 5, "a rerun submits nothing");
+    let _ = child.start_kill();
     let _ = std::fs::remove_dir_all(&dir);
 }
