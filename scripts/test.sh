@@ -2,8 +2,8 @@
 # The README's test command: every test of the workspace against a real S3 server on loopback.
 #
 # It starts moto on a free 127.0.0.1 port (on first use it installs moto, and cargo-lambda for the
-# test that runs the built function under `cargo lambda watch`, from PyPI into ./.venv; nothing
-# else is installed), builds the binaries the end-to-end tests drive, runs
+# test that runs the built function under `cargo lambda watch`, from PyPI into ./.venv, and the
+# AWS CLI v1 into ./.venv-awscli; nothing else is installed), builds the binaries the end-to-end tests drive, runs
 # `cargo test --workspace`, and stops moto on exit. Static credentials and an explicit region:
 # the AWS SDK never looks for instance metadata. Extra arguments go to `cargo test`.
 set -euo pipefail
@@ -19,6 +19,12 @@ eval "$(scripts/start-moto.sh)"
 if [ ! -x .venv/bin/cargo-lambda ]; then
   echo "installing cargo-lambda (PyPI) into .venv ..." >&2
   .venv/bin/pip install -q --disable-pip-version-check 'cargo-lambda==1.9.2' >&2
+fi
+# The AWS CLI v1 for the stock-client test, in its own venv: it pins its own botocore.
+if [ ! -x .venv-awscli/bin/aws ]; then
+  echo "installing the AWS CLI v1 (PyPI) into .venv-awscli ..." >&2
+  python3 -m venv .venv-awscli
+  .venv-awscli/bin/pip install -q --disable-pip-version-check 'awscli==1.46.3' >&2
 fi
 export PATH="$PWD/.venv/bin:$PATH"
 export MOTO_ENDPOINT

@@ -101,7 +101,7 @@ pub struct ManifestLocation {
     /// Pinned version of the manifest object.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub object_version_id: Option<String>,
-    /// The manifest's current ETag, without quotes.
+    /// The manifest's current ETag (quoted or not: both are accepted, as AWS does).
     #[serde(rename = "ETag")]
     pub etag: String,
 }
@@ -393,9 +393,10 @@ impl CreateJob {
                         m.location.object_arn
                     ));
                 }
-                if m.location.etag.is_empty() || m.location.etag.contains('"') {
+                // Quoted or not, as AWS takes it (the quotes are not part of the tag).
+                if m.location.etag.trim_matches('"').is_empty() {
                     p.push(format!(
-                        "Manifest.Location.ETag: {:?} must be the manifest's ETag without quotes",
+                        "Manifest.Location.ETag: {:?} is empty",
                         m.location.etag
                     ));
                 }
@@ -524,7 +525,10 @@ mod tests {
             problems.contains("needs InvocationSchemaVersion 2.0"),
             "{problems}"
         );
-        assert!(problems.contains("without quotes"), "{problems}");
+        assert!(
+            !problems.contains("ETag"),
+            "a quoted ETag is accepted: {problems}"
+        );
         assert!(
             problems.contains("S3InventoryReport_CSV_20211130\" is not one of"),
             "{problems}"

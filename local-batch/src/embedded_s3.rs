@@ -255,12 +255,37 @@ impl S3 for Server {
         req: S3Request<ListObjectsV2Input>,
     ) -> S3Result<S3Response<ListObjectsV2Output>> {
         let bucket = req.input.bucket.clone();
+        let (method, uri, headers) = (req.method.clone(), req.uri.clone(), req.headers.clone());
+        let (credentials, region) = (req.credentials.clone(), req.region.clone());
         let mut out = self.fs.list_objects_v2(req).await?;
         for o in out.output.contents.iter_mut().flatten() {
-            let extras = self.load(&bucket, o.key.as_deref().unwrap_or(""));
+            let key = o.key.clone().unwrap_or_default();
+            let extras = self.load(&bucket, &key);
             o.storage_class = Some(ObjectStorageClass::from(
                 extras.storage_class.unwrap_or_else(|| "STANDARD".into()),
             ));
+            // s3s-fs lists no ETag; S3 lists each object's. Its HEAD reads the recorded one.
+            if o.e_tag.is_none() {
+                let input = HeadObjectInput::builder()
+                    .bucket(bucket.clone())
+                    .key(key)
+                    .build()
+                    .map_err(|e| s3_error!(InternalError, "{e}"))?;
+                let head = S3Request {
+                    input,
+                    method: method.clone(),
+                    uri: uri.clone(),
+                    headers: headers.clone(),
+                    extensions: Default::default(),
+                    credentials: credentials.clone(),
+                    region: region.clone(),
+                    service: Some("s3".into()),
+                    trailing_headers: None,
+                };
+                if let Ok(h) = self.fs.head_object(head).await {
+                    o.e_tag = h.output.e_tag;
+                }
+            }
         }
         Ok(out)
     }

@@ -138,17 +138,74 @@ pub async fn serve(
     jobs: &JobOptions,
 ) -> anyhow::Result<()> {
     let l = start(local, aws, jobs).await?;
+    let control = l.api.as_ref().map(|a| a.url.clone());
+    let s3 =
+        l.s3.as_ref()
+            .map(|s| s.url.clone())
+            .or(aws.endpoint_url.clone());
+    let environment = client_environment(
+        control.as_deref().unwrap_or_default(),
+        s3.as_deref(),
+        l.s3.as_ref()
+            .map(|s| (s.access_key.as_str(), s.secret_key.as_str())),
+        l.target.aws.region.as_deref(),
+    );
     let endpoints = serde_json::json!({
-        "s3control_endpoint_url": l.api.as_ref().map(|a| a.url.clone()),
+        "s3control_endpoint_url": control,
         "account_id": l.target.jobs.account_id,
         "s3_endpoint_url": l.s3.as_ref().map(|s| s.url.clone()),
         "aws_access_key_id": l.s3.as_ref().map(|s| s.access_key.clone()),
         "aws_secret_access_key": l.s3.as_ref().map(|s| s.secret_key.clone()),
         "region": l.target.aws.region,
+        "environment": environment.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
     });
     println!("{endpoints}");
+    eprintln!("boto3, the AWS CLI and other stock clients reach this engine with:");
+    for (k, v) in &environment {
+        eprintln!("  export {k}={v}");
+    }
+    eprintln!(
+        "  then e.g. aws s3control list-jobs --account-id {}",
+        l.target.jobs.account_id.as_deref().unwrap_or(LOCAL_ACCOUNT)
+    );
     tokio::signal::ctrl_c()
         .await
         .context("waiting for Ctrl-C")?;
     Ok(())
+}
+
+/// The environment that lets stock clients (boto3, the AWS CLI) use the engine and its S3 with
+/// no code: their S3 Control rules put the account id in front of the endpoint's host, a name
+/// that resolves nowhere, so the engine's endpoint is also their HTTP proxy (it answers the job
+/// calls itself and passes anything else on to 127.0.0.1 only). `NO_PROXY` is emptied: an entry
+/// such as `127.0.0.1` would send the job calls around the proxy, to that unresolvable name.
+pub fn client_environment(
+    control: &str,
+    s3: Option<&str>,
+    keys: Option<(&str, &str)>,
+    region: Option<&str>,
+) -> Vec<(String, String)> {
+    let mut env = vec![
+        (
+            "AWS_ENDPOINT_URL_S3_CONTROL".to_string(),
+            control.to_string(),
+        ),
+        ("HTTP_PROXY".to_string(), control.to_string()),
+        ("http_proxy".to_string(), control.to_string()),
+        ("NO_PROXY".to_string(), String::new()),
+        ("no_proxy".to_string(), String::new()),
+    ];
+    if let Some(s3) = s3 {
+        env.push(("AWS_ENDPOINT_URL_S3".into(), s3.to_string()));
+    }
+    if let Some((key, secret)) = keys {
+        env.push(("AWS_ACCESS_KEY_ID".into(), key.to_string()));
+        env.push(("AWS_SECRET_ACCESS_KEY".into(), secret.to_string()));
+    }
+    // The Rust SDK reads AWS_REGION, botocore AWS_DEFAULT_REGION.
+    let region = region.unwrap_or("us-east-1").to_string();
+    env.push(("AWS_REGION".into(), region.clone()));
+    env.push(("AWS_DEFAULT_REGION".into(), region));
+    env.push(("AWS_EC2_METADATA_DISABLED".into(), "true".into()));
+    env
 }

@@ -1,6 +1,7 @@
-//! The S3 Control job API over HTTP on loopback: routes the five job calls to the engine and
-//! answers in the REST-XML shapes `aws-sdk-s3control` parses, errors included. Requests are
-//! not signature-checked: the engine binds 127.0.0.1 only.
+//! The S3 Control job API over HTTP on loopback: routes the job calls (and job tagging) to the
+//! engine and answers in the REST-XML shapes `aws-sdk-s3control`, boto3 and the AWS CLI parse,
+//! errors included. Requests are not signature-checked: the engine binds 127.0.0.1 only. The
+//! same port is a loopback-only HTTP proxy ([`super::forward`]) so that stock clients reach it.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -10,7 +11,10 @@ use http_body_util::{BodyExt, Full};
 use hyper::{Request, Response};
 use serde_json::Value;
 
-use super::{ApiError, Engine, xml};
+use super::{ApiError, Engine, forward, xml};
+
+/// What the endpoint answers with: its own XML, or a forwarded response streamed through.
+pub type Body = http_body_util::combinators::BoxBody<Bytes, hyper::Error>;
 
 /// A running endpoint.
 pub struct Endpoint {
@@ -32,20 +36,31 @@ impl Drop for Endpoint {
     }
 }
 
-fn reply(status: u16, body: String) -> Response<Full<Bytes>> {
+fn request_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+fn reply_with(status: u16, body: String, id: &str) -> Response<Body> {
     Response::builder()
         .status(status)
         .header("content-type", "application/xml")
-        .header(
-            "x-amz-request-id",
-            uuid::Uuid::new_v4().simple().to_string(),
+        .header("x-amz-request-id", id)
+        .body(
+            Full::new(Bytes::from(body))
+                .map_err(|never| match never {})
+                .boxed(),
         )
-        .body(Full::new(Bytes::from(body)))
         .expect("response")
 }
 
-fn failure(e: ApiError) -> Response<Full<Bytes>> {
-    reply(e.status, xml::error(e.code, &e.message, "local"))
+fn reply(status: u16, body: String) -> Response<Body> {
+    reply_with(status, body, &request_id())
+}
+
+/// An error body whose RequestId is the response's `x-amz-request-id`.
+fn failure(e: ApiError) -> Response<Body> {
+    let id = request_id();
+    reply_with(e.status, xml::error(e.code, &e.message, &id), &id)
 }
 
 fn query(q: &str) -> Vec<(String, String)> {
@@ -59,9 +74,21 @@ fn query(q: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-async fn route(engine: Engine, req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
+async fn route(
+    engine: Engine,
+    own: SocketAddr,
+    req: Request<hyper::body::Incoming>,
+) -> Response<Body> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    // A proxied request (absolute form) for another loopback server: pass it on.
+    if !path.starts_with("/v20180820/") {
+        match forward::target(&req, own) {
+            Ok(Some(to)) => return forward::forward(to, req).await,
+            Ok(None) => {}
+            Err(refused) => return failure(ApiError::new(403, "AccessDenied", refused)),
+        }
+    }
     let q = query(req.uri().query().unwrap_or(""));
     let param = |name: &str| q.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     let account = req
@@ -129,6 +156,15 @@ async fn route(engine: Engine, req: Request<hyper::body::Incoming>) -> Response<
                 )),
             }
         }
+        ("GET", ["v20180820", "jobs", id, "tagging"]) => {
+            done("GetJobTaggingResult", engine.tags(&account, id))
+        }
+        ("PUT", ["v20180820", "jobs", id, "tagging"]) => {
+            done("PutJobTaggingResult", engine.put_tags(&account, id, &body))
+        }
+        ("DELETE", ["v20180820", "jobs", id, "tagging"]) => {
+            done("DeleteJobTaggingResult", engine.delete_tags(&account, id))
+        }
         _ => failure(ApiError::new(
             501,
             "NotImplemented",
@@ -140,7 +176,8 @@ async fn route(engine: Engine, req: Request<hyper::body::Incoming>) -> Response<
 /// Serves the engine's API on `addr` (use port 0 for a free one).
 pub async fn serve(engine: Engine, addr: SocketAddr) -> std::io::Result<Endpoint> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    let url = format!("http://{}", listener.local_addr()?);
+    let own = listener.local_addr()?;
+    let url = format!("http://{own}");
     let task = tokio::spawn(async move {
         loop {
             let Ok((sock, _)) = listener.accept().await else {
@@ -150,7 +187,7 @@ pub async fn serve(engine: Engine, addr: SocketAddr) -> std::io::Result<Endpoint
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req| {
                     let engine = engine.clone();
-                    async move { Ok::<_, Infallible>(route(engine, req).await) }
+                    async move { Ok::<_, Infallible>(route(engine, own, req).await) }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(hyper_util::rt::TokioIo::new(sock), service)

@@ -10,16 +10,27 @@ use batch_contract::job::CreateJob;
 
 use super::runner::finish;
 use super::store::{JobRecord, JobStatus};
-use super::{ApiError, Engine, Live, now, source, xml};
+use super::{ApiError, Engine, Live, now, xml};
 
 impl Engine {
     /// CreateJob.
     pub async fn create(&self, account: &str, body: &str) -> Result<String, ApiError> {
         let bad = |m: String| ApiError::new(400, "BadRequestException", m);
-        let (root, members) = xml::parse(body).map_err(bad)?;
+        let (root, mut members) = xml::parse(body).map_err(bad)?;
         if root != "CreateJobRequest" {
             return Err(bad(format!("expected CreateJobRequest, got {root}")));
         }
+        if let Some(op) = members["Operation"].as_object()
+            && let Some(other) = op.keys().find(|k| *k != "LambdaInvoke")
+        {
+            return Err(bad(format!(
+                "operation {other} is not supported by the local engine; only LambdaInvoke"
+            )));
+        }
+        let tags = match members.as_object_mut().and_then(|m| m.remove("Tags")) {
+            Some(t) => parse_tags(&t).map_err(|e| ApiError::new(400, e.0, e.1))?,
+            None => Vec::new(),
+        };
         let request: CreateJob = serde_json::from_value(members)
             .map_err(|e| bad(format!("invalid CreateJobRequest: {e}")))?;
         if !(account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())) {
@@ -61,17 +72,9 @@ impl Engine {
                 };
             }
         }
-        if let Some(m) = &request.manifest {
-            let etag = source::manifest_etag(&self.inner.s3, &m.location)
-                .await
-                .map_err(|e| bad(e.to_string()))?;
-            if etag != m.location.etag.trim_matches('"') {
-                return Err(bad(format!(
-                    "The ETag of the manifest {} is {etag}, not {}",
-                    m.location.object_arn, m.location.etag
-                )));
-            }
-        }
+        // A manifest that is missing, unreadable, changed (another ETag) or malformed does not
+        // fail CreateJob: as on AWS, the job is created and fails while Preparing, with the
+        // reason in FailureReasons. Only the request's own shape is checked here.
         let record = JobRecord {
             id: uuid::Uuid::new_v4().to_string(),
             account: account.to_string(),
@@ -88,6 +91,7 @@ impl Engine {
             total: None,
             generated_manifest: None,
             report_pending: None,
+            tags,
         };
         self.inner
             .store
@@ -106,6 +110,58 @@ impl Engine {
         );
         self.spawn(id.clone());
         Ok(id)
+    }
+
+    /// GetJobTagging's members.
+    pub fn tags(&self, account: &str, id: &str) -> Result<Value, ApiError> {
+        self.with_job(
+            account,
+            id,
+            |l| json!({"Tags": tag_members(&l.record.tags)}),
+        )
+    }
+
+    /// PutJobTagging: replaces the job's tags with the request's (`PutJobTaggingRequest`).
+    pub fn put_tags(&self, account: &str, id: &str, body: &str) -> Result<Value, ApiError> {
+        let bad = |m: String| ApiError::new(400, "BadRequestException", m);
+        let (root, members) = xml::parse(body).map_err(bad)?;
+        if root != "PutJobTaggingRequest" {
+            return Err(bad(format!("expected PutJobTaggingRequest, got {root}")));
+        }
+        let tags = parse_tags(&members["Tags"]).map_err(|e| ApiError::new(400, e.0, e.1))?;
+        self.retag(account, id, tags)
+    }
+
+    /// DeleteJobTagging: removes every tag of the job.
+    pub fn delete_tags(&self, account: &str, id: &str) -> Result<Value, ApiError> {
+        self.retag(account, id, Vec::new())
+    }
+
+    fn retag(
+        &self,
+        account: &str,
+        id: &str,
+        tags: Vec<(String, String)>,
+    ) -> Result<Value, ApiError> {
+        self.change(account, id, |r| r.tags = tags)?;
+        Ok(json!({}))
+    }
+
+    /// Changes a job's record and saves it.
+    fn change(
+        &self,
+        account: &str,
+        id: &str,
+        f: impl FnOnce(&mut JobRecord),
+    ) -> Result<(), ApiError> {
+        let record = self.with_job(account, id, |l| {
+            f(&mut l.record);
+            l.record.clone()
+        })?;
+        self.inner
+            .store
+            .save(&record)
+            .map_err(|e| ApiError::new(500, "InternalServiceException", e.to_string()))
     }
 
     fn with_job<T>(
@@ -257,14 +313,7 @@ impl Engine {
                 format!("Priority {priority} is outside 0..2147483647"),
             ));
         }
-        let record = self.with_job(account, id, |l| {
-            l.record.priority = priority;
-            l.record.clone()
-        })?;
-        self.inner
-            .store
-            .save(&record)
-            .map_err(|e| ApiError::new(500, "InternalServiceException", e.to_string()))?;
+        self.change(account, id, |r| r.priority = priority)?;
         Ok(json!({"JobId": id, "Priority": priority}))
     }
 }
@@ -320,4 +369,55 @@ pub(super) fn descriptor(l: &Live, region: &str) -> Value {
             "Location": {"ObjectArn": arn, "ETag": etag},
         })),
     })
+}
+
+/// Most tags a job may carry (S3 Batch Operations job tags).
+pub const MAX_JOB_TAGS: usize = 50;
+
+/// Tags from a request's `Tags` (`<member><Key/><Value/></member>` list, or absent): keys 1 to
+/// 128 characters and unique, values up to 256, at most [`MAX_JOB_TAGS`], as AWS checks them.
+fn parse_tags(v: &Value) -> Result<Vec<(String, String)>, (&'static str, String)> {
+    let items: Vec<&Value> = match v {
+        Value::Null => Vec::new(),
+        Value::String(s) if s.is_empty() => Vec::new(),
+        Value::Array(a) => a.iter().collect(),
+        Value::Object(_) => vec![v],
+        other => return Err(("BadRequestException", format!("Tags: unexpected {other}"))),
+    };
+    if items.len() > MAX_JOB_TAGS {
+        return Err((
+            "TooManyTagsException",
+            format!("{} tags: a job has at most {MAX_JOB_TAGS}", items.len()),
+        ));
+    }
+    let mut tags: Vec<(String, String)> = Vec::new();
+    for t in items {
+        let key = t["Key"].as_str().unwrap_or("").to_string();
+        let value = t["Value"].as_str().unwrap_or("").to_string();
+        if key.is_empty() || key.chars().count() > 128 {
+            return Err((
+                "InvalidTag",
+                format!("tag key {key:?}: 1 to 128 characters"),
+            ));
+        }
+        if value.chars().count() > 256 {
+            return Err((
+                "InvalidTag",
+                format!("tag {key}: value longer than 256 characters"),
+            ));
+        }
+        if tags.iter().any(|(k, _)| *k == key) {
+            return Err(("InvalidTag", format!("tag key {key:?} given twice")));
+        }
+        tags.push((key, value));
+    }
+    Ok(tags)
+}
+
+fn tag_members(tags: &[(String, String)]) -> Value {
+    Value::Array(
+        tags.iter()
+            .map(|(k, v)| json!({"Key": k, "Value": v}))
+            .collect(),
+    )
 }

@@ -5,6 +5,7 @@
 
 pub mod api;
 mod completion;
+mod forward;
 pub mod invoke;
 mod jobs;
 pub mod retry;

@@ -109,6 +109,26 @@ pub(super) async fn finish(
     }
 }
 
+/// The FailureCode of a job whose manifest could not be used. The S3 User Guide says a job
+/// fails "due to issues with the manifest" and records a FailureCode and a FailureReason, but
+/// names no codes: these say which issue (the reason says the rest).
+fn manifest_failure_code(e: &EngineError, generated: bool) -> &'static str {
+    match e {
+        _ if generated => "ManifestGenerationFailed",
+        EngineError::S3 { detail, .. }
+            if detail.contains("NoSuchKey")
+                || detail.contains("NotFound")
+                || detail.contains("404") =>
+        {
+            "ManifestNotFound"
+        }
+        EngineError::Invalid(m) if m.contains("does not match the job's") => "ManifestETagMismatch",
+        EngineError::Invalid(m) if m.contains("MD5") => "ManifestChecksumMismatch",
+        EngineError::Invalid(_) => "ManifestMalformed",
+        _ => "ManifestReadFailed",
+    }
+}
+
 pub(super) async fn run_job(inner: &Arc<Inner>, id: &str) -> Result<(), EngineError> {
     let (record, stop) = snapshot(inner, id)?;
     if record.status == JobStatus::New {
@@ -126,14 +146,9 @@ pub(super) async fn run_job(inner: &Arc<Inner>, id: &str) -> Result<(), EngineEr
             }
         };
         if let Err(reason) = read {
+            let code = manifest_failure_code(&reason, record.request.manifest.is_none());
             let reason = batch_contract::text::one_line(&reason.to_string(), 256);
-            finish(
-                inner,
-                id,
-                JobStatus::Failed,
-                Some(("ManifestReadFailed".into(), reason)),
-            )
-            .await;
+            finish(inner, id, JobStatus::Failed, Some((code.into(), reason))).await;
             return Ok(());
         }
         let total = writer.commit()?;

@@ -10,7 +10,7 @@ use std::path::Path;
 use aws_sdk_s3::Client;
 
 use batch_contract::inventory::InventoryManifest;
-use batch_contract::job::{CreateJob, GeneratorFilter, ManifestLocation};
+use batch_contract::job::{CreateJob, GeneratorFilter};
 
 use super::retry::{EngineError, Failure, body_failure, retried, sdk_failure};
 use super::store::Task;
@@ -43,22 +43,6 @@ pub fn split_object_arn(arn: &str) -> Result<(String, String), EngineError> {
 /// Bucket name of a bucket ARN (text after the last `:`).
 pub fn bucket_of_arn(arn: &str) -> String {
     arn.rsplit(':').next().unwrap_or(arn).to_string()
-}
-
-/// The manifest's current ETag (unquoted); CreateJob compares it with the request's.
-pub async fn manifest_etag(s3: &Client, loc: &ManifestLocation) -> Result<String, EngineError> {
-    let (bucket, key) = split_object_arn(&loc.object_arn)?;
-    let head = retried("HeadObject", &bucket, &key, || async {
-        s3.head_object()
-            .bucket(&bucket)
-            .key(&key)
-            .set_version_id(loc.object_version_id.clone())
-            .send()
-            .await
-            .map_err(|e| sdk_failure(&e))
-    })
-    .await?;
-    Ok(head.e_tag().unwrap_or("").trim_matches('"').to_string())
 }
 
 /// GETs an object into a file, retried whole when the call or its body fails; returns the ETag

@@ -47,6 +47,9 @@ pub struct JobRecord {
     /// is (a job is never Complete without its report; a restarted engine tries again).
     #[serde(default)]
     pub report_pending: Option<JobStatus>,
+    /// Job tags (`Tags` on CreateJob, PutJobTagging), in order.
+    #[serde(default)]
+    pub tags: Vec<(String, String)>,
 }
 
 /// The statuses of a Batch Operations job, spelled as the API spells them (and as the store

@@ -225,6 +225,9 @@ pub struct JobState {
     pub description: Option<String>,
     /// Why the status last changed.
     pub status_update_reason: Option<String>,
+    /// Job tags (GetJobTagging; empty when none or not allowed to read them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<(String, String)>,
     /// The job's own settings (operation, role, report, priority), to submit a re-drive alike.
     #[serde(skip)]
     pub definition: Option<CreateJob>,
@@ -282,6 +285,7 @@ pub async fn describe(client: &Client, account_id: &str, job_id: &str) -> anyhow
             })
             .collect(),
         report,
+        tags: Vec::new(),
         priority: Some(job.priority()),
         description: job.description().map(str::to_string),
         status_update_reason: job.status_update_reason().map(str::to_string),
@@ -359,6 +363,7 @@ pub async fn list(
                 }),
                 failures: Vec::new(),
                 report: None,
+                tags: Vec::new(),
                 priority: Some(j.priority()),
                 description: j.description().map(str::to_string),
                 status_update_reason: None,
@@ -417,4 +422,26 @@ pub async fn caller_account(shared: &aws_config::SdkConfig) -> anyhow::Result<St
     me.account()
         .map(str::to_string)
         .context("STS returned no account")
+}
+
+/// A job's tags (GetJobTagging). An error (no `s3:GetJobTagging`, say) gives none: tags are
+/// shown where they can be read, never a reason for `status` to fail.
+pub async fn tags(client: &Client, account_id: &str, job_id: &str) -> Vec<(String, String)> {
+    match client
+        .get_job_tagging()
+        .account_id(account_id)
+        .job_id(job_id)
+        .send()
+        .await
+    {
+        Ok(out) => out
+            .tags()
+            .iter()
+            .map(|t| (t.key().to_string(), t.value().to_string()))
+            .collect(),
+        Err(e) => {
+            tracing::debug!(job = job_id, error = %aws_sdk_s3control::error::DisplayErrorContext(&e), "GetJobTagging");
+            Vec::new()
+        }
+    }
 }

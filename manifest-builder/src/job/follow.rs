@@ -11,7 +11,9 @@ use crate::aws::AwsOptions;
 /// `status JOB`.
 pub async fn status(job_id: &str, opts: &JobOptions, aws: &AwsOptions) -> anyhow::Result<JobState> {
     let (client, account) = opts.client_and_account(aws).await?;
-    control::describe(&client, &account, job_id).await
+    let mut state = control::describe(&client, &account, job_id).await?;
+    state.tags = control::tags(&client, &account, job_id).await;
+    Ok(state)
 }
 
 /// `list`.
@@ -21,7 +23,11 @@ pub async fn list(
     aws: &AwsOptions,
 ) -> anyhow::Result<Vec<JobState>> {
     let (client, account) = opts.client_and_account(aws).await?;
-    control::list(&client, &account, statuses).await
+    let mut all = control::list(&client, &account, statuses).await?;
+    for s in &mut all {
+        s.tags = control::tags(&client, &account, &s.job_id).await;
+    }
+    Ok(all)
 }
 
 /// `confirm JOB` / `cancel JOB`.
@@ -121,6 +127,10 @@ pub fn describe_line(s: &JobState) -> String {
     if let Some(d) = &s.description {
         line += &format!("  \"{d}\"");
     }
+    if !s.tags.is_empty() {
+        let tags: Vec<String> = s.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        line += &format!("  tags: {}", tags.join(","));
+    }
     for f in &s.failures {
         line += &format!("\n  failure: {f}");
     }
@@ -147,6 +157,7 @@ mod tests {
             }),
             failures: vec![],
             report: None,
+            tags: vec![],
             priority: None,
             description: None,
             status_update_reason: None,

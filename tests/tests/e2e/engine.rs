@@ -401,7 +401,8 @@ async fn the_s3control_client_drives_the_local_engine() {
     assert_eq!(job.status_update_reason(), Some("not today"));
     assert_eq!(counts(&job), (5, 0, 0));
 
-    // Wrong ETag, unknown job, another account's job.
+    // A wrong ETag does not fail CreateJob: as on AWS the job is created and fails, with the
+    // manifest's problem in FailureReasons. A quoted ETag is the same ETag.
     let wrong = create(
         &control,
         &bucket,
@@ -410,9 +411,28 @@ async fn the_s3control_client_drives_the_local_engine() {
         false,
     )
     .await
-    .unwrap_err();
-    assert_eq!(wrong.code(), Some("BadRequestException"), "{wrong:?}");
-    assert!(wrong.message().unwrap_or("").contains("ETag"));
+    .unwrap();
+    let failed = until(&control, &wrong, terminal).await;
+    assert_eq!(failed.status(), Some(&JobStatus::Failed));
+    let reasons = failed.failure_reasons();
+    assert_eq!(
+        reasons[0].failure_code(),
+        Some("ManifestETagMismatch"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons[0].failure_reason().unwrap_or("").contains("ETag"),
+        "{reasons:?}"
+    );
+    let quoted = create(&control, &bucket, &format!("\"{etag}\""), "token-q", true)
+        .await
+        .unwrap();
+    let q = until(&control, &quoted, |j| {
+        j.status() == Some(&JobStatus::Suspended)
+    })
+    .await;
+    assert!(q.failure_reasons().is_empty(), "a quoted ETag is accepted");
+    // Unknown job, another account's job.
     let none = control
         .describe_job()
         .account_id(ACCOUNT)

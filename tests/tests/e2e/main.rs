@@ -13,3 +13,4 @@ mod memory;
 mod reference_tools;
 mod s3_task;
 mod s3control;
+mod stock_clients;
