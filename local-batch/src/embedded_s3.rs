@@ -87,7 +87,33 @@ fn parse_tagging(header: Option<&str>) -> S3Result<BTreeMap<String, String>> {
 
 /// s3s-fs names a sidecar file after the base64 of bucket and key, and stores each key segment
 /// as a file name: both must fit the file system's 255 bytes.
+/// Refuses a key s3s-fs would map onto another file or outside the bucket's folder: it stores
+/// keys as paths, so `k//x` and `k/x` are one file, `x/./y` is `x/y`, and `a/../../B/k` lands
+/// in bucket B. S3 keys are opaque; until the store keeps keys verbatim (#13), such keys are
+/// refused with this reason rather than written over another object.
+fn check_path(key: &str) -> S3Result<()> {
+    let segments: Vec<&str> = key.split('/').collect();
+    let interior_empty = segments
+        .iter()
+        .take(segments.len().saturating_sub(1))
+        .any(|s| s.is_empty());
+    if key.is_empty()
+        || key.starts_with('/')
+        || interior_empty
+        || segments.iter().any(|s| *s == "." || *s == "..")
+    {
+        return Err(s3_error!(
+            InvalidArgument,
+            "the embedded S3 cannot store the key {key:?}: it keeps keys as file paths, where a \
+             leading '/', '//', '.' or '..' would name another object's file (or another \
+             bucket's); S3 itself accepts it"
+        ));
+    }
+    Ok(())
+}
+
 fn check_key(bucket: &str, key: &str) -> S3Result<()> {
+    check_path(key)?;
     let b64 = |n: usize| n.div_ceil(3) * 4;
     let sidecar = ".bucket-".len()
         + b64(bucket.len())
@@ -184,6 +210,7 @@ impl S3 for Server {
         &self,
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
+        check_path(&req.input.key)?;
         let extras = self.load(&req.input.bucket, &req.input.key);
         if req.input.range.is_none() && req.input.part_number.is_none() {
             return self.get_whole_object(req, extras).await;
@@ -197,6 +224,7 @@ impl S3 for Server {
         &self,
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
+        check_path(&req.input.key)?;
         let extras = self.load(&req.input.bucket, &req.input.key);
         let mut out = self.fs.head_object(req).await?;
         out.output.storage_class = extras.storage_class.map(StorageClass::from);
@@ -208,6 +236,9 @@ impl S3 for Server {
     ) -> S3Result<S3Response<CopyObjectOutput>> {
         let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
         check_key(&bucket, &key)?;
+        if let CopySource::Bucket { key, .. } = &req.input.copy_source {
+            check_path(key)?;
+        }
         let source = match &req.input.copy_source {
             CopySource::Bucket { bucket, key, .. } => self.load(bucket, key),
             _ => Extras::default(),
@@ -233,6 +264,7 @@ impl S3 for Server {
         &self,
         req: S3Request<DeleteObjectInput>,
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
+        check_path(&req.input.key)?;
         let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
         let out = self.fs.delete_object(req).await?;
         self.save(&bucket, &key, &Extras::default())?;
@@ -242,6 +274,9 @@ impl S3 for Server {
         &self,
         req: S3Request<DeleteObjectsInput>,
     ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        for o in &req.input.delete.objects {
+            check_path(&o.key)?;
+        }
         self.fs.delete_objects(req).await
     }
     async fn list_objects(
@@ -293,6 +328,7 @@ impl S3 for Server {
         &self,
         req: S3Request<GetObjectTaggingInput>,
     ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
+        check_path(&req.input.key)?;
         let path = self
             .fs_object_exists(&req.input.bucket, &req.input.key)
             .await?;
@@ -315,6 +351,7 @@ impl S3 for Server {
         &self,
         req: S3Request<PutObjectTaggingInput>,
     ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
+        check_path(&req.input.key)?;
         self.fs_object_exists(&req.input.bucket, &req.input.key)
             .await?;
         let mut extras = self.load(&req.input.bucket, &req.input.key);
@@ -340,6 +377,7 @@ impl S3 for Server {
         &self,
         req: S3Request<DeleteObjectTaggingInput>,
     ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
+        check_path(&req.input.key)?;
         let mut extras = self.load(&req.input.bucket, &req.input.key);
         extras.tags.clear();
         self.save(&req.input.bucket, &req.input.key, &extras)?;
@@ -349,30 +387,35 @@ impl S3 for Server {
         &self,
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        check_path(&req.input.key)?;
         self.fs.create_multipart_upload(req).await
     }
     async fn upload_part(
         &self,
         req: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
+        check_path(&req.input.key)?;
         self.fs.upload_part(req).await
     }
     async fn complete_multipart_upload(
         &self,
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        check_path(&req.input.key)?;
         self.fs.complete_multipart_upload(req).await
     }
     async fn abort_multipart_upload(
         &self,
         req: S3Request<AbortMultipartUploadInput>,
     ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+        check_path(&req.input.key)?;
         self.fs.abort_multipart_upload(req).await
     }
     async fn list_parts(
         &self,
         req: S3Request<ListPartsInput>,
     ) -> S3Result<S3Response<ListPartsOutput>> {
+        check_path(&req.input.key)?;
         self.fs.list_parts(req).await
     }
 }
@@ -524,6 +567,12 @@ mod tests {
         let many: Vec<String> = (0..11).map(|i| format!("k{i}=v")).collect();
         assert!(parse_tagging(Some(&many.join("&"))).is_err());
         assert!(check_class(Some(&StorageClass::from("NOPE".to_string()))).is_err());
+        for refused in ["k//x", "x/./y", "a/../../B/k", "/abs", "..", "a/..", ""] {
+            assert!(check_path(refused).is_err(), "{refused:?}");
+        }
+        for kept in ["k/x", "a b+c%20/通話.wav", "folder/", "x.y/..z", "..a"] {
+            assert!(check_path(kept).is_ok(), "{kept:?}");
+        }
         assert!(check_key("calls", &"k".repeat(150)).is_ok());
         assert!(check_key("calls", &"k".repeat(180)).is_err());
         assert_eq!(

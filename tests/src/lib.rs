@@ -207,3 +207,19 @@ pub fn have(cmd: &str) -> bool {
         .status()
         .is_ok_and(|s| s.success())
 }
+
+/// An object's whole body (panics on any error: for tests).
+pub async fn get_bytes(s3: &Client, bucket: &str, key: &str) -> Vec<u8> {
+    s3.get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {bucket}/{key}: {e:?}"))
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .into_bytes()
+        .to_vec()
+}

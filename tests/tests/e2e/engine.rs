@@ -1722,3 +1722,53 @@ async fn the_schedule_catches_up_missed_windows_redrives_temporary_failures_and_
     let _ = child.start_kill();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_embedded_s3_refuses_keys_it_would_store_over_another_object() {
+    let dir = store("embedded_keys");
+    let server = local_batch::embedded_s3::start(&dir, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let s3 = Client::from_conf(
+        aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                &server.access_key,
+                &server.secret_key,
+                None,
+                None,
+                "test",
+            ))
+            .endpoint_url(&server.url)
+            .force_path_style(true)
+            .build(),
+    );
+    for b in ["calls", "other"] {
+        s3.create_bucket().bucket(b).send().await.unwrap();
+    }
+    put(&s3, "calls", "k/x", b"original".to_vec()).await;
+    put(&s3, "other", "k", b"other bucket".to_vec()).await;
+    // Each of these named another object's file (or another bucket's) in s3s-fs.
+    for key in ["k//x", "k/./x", "z/../../other/k", "/k/x"] {
+        let e = s3
+            .put_object()
+            .bucket("calls")
+            .key(key)
+            .body(b"overwrite".to_vec().into())
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Some("InvalidArgument"), "{key}: {e:?}");
+        assert!(
+            e.message().unwrap_or("").contains("cannot store the key"),
+            "{key}"
+        );
+        let read = s3.get_object().bucket("calls").key(key).send().await;
+        assert!(read.is_err(), "{key} is not read as another object");
+    }
+    assert_eq!(get_bytes(&s3, "calls", "k/x").await, b"original");
+    assert_eq!(get_bytes(&s3, "other", "k").await, b"other bucket");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -135,19 +135,7 @@ async fn listing_by_day_prefixes_writes_a_versioned_manifest_the_handler_reads_b
         serde_json::from_slice(&saved.body.collect().await.unwrap().into_bytes()).unwrap();
     assert_eq!(saved["objects"], 1052);
 
-    let csv = s3
-        .get_object()
-        .bucket(&bucket)
-        .key("manifests/march.csv")
-        .send()
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .into_bytes();
-    let csv = String::from_utf8(csv.to_vec()).unwrap();
+    let csv = String::from_utf8(get_bytes(&s3, &bucket, "manifests/march.csv").await).unwrap();
     let rows: Vec<Vec<&str>> = csv.lines().map(|l| l.split(',').collect()).collect();
     assert_eq!(rows.len(), 1052);
     assert!(
