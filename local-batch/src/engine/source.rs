@@ -163,38 +163,35 @@ pub async fn read_manifest(
         .fields
         .clone()
         .unwrap_or_else(|| vec!["Bucket".into(), "Key".into()]);
-    let result = match m.spec.format.as_str() {
-        "S3BatchOperations_CSV_20180820" => {
-            let got = download(
-                s3,
-                &bucket,
-                &key,
-                m.location.object_version_id.as_deref(),
-                scratch,
-            )
-            .await?;
-            pinned(&got.etag, &m.location.etag, &name)?;
+    let format = m.spec.format.as_str();
+    if !matches!(
+        format,
+        "S3BatchOperations_CSV_20180820" | "S3InventoryReport_CSV_20161130"
+    ) {
+        return Err(EngineError::Invalid(format!(
+            "{name}: manifest format {format} is not supported"
+        )));
+    }
+    let read = async {
+        let got = download(
+            s3,
+            &bucket,
+            &key,
+            m.location.object_version_id.as_deref(),
+            scratch,
+        )
+        .await?;
+        pinned(&got.etag, &m.location.etag, &name)?;
+        if format == "S3BatchOperations_CSV_20180820" {
             let file = std::fs::File::open(scratch)?;
             csv_tasks(std::io::BufReader::new(file), &fields, &name, sink)
-        }
-        "S3InventoryReport_CSV_20161130" => {
-            let got = download(
-                s3,
-                &bucket,
-                &key,
-                m.location.object_version_id.as_deref(),
-                scratch,
-            )
-            .await?;
-            pinned(&got.etag, &m.location.etag, &name)?;
+        } else {
             // The data files reuse the scratch file: keep the (small) manifest.json in memory.
             let bytes = std::fs::read(scratch)?;
             inventory_tasks(s3, &bytes, &name, scratch, sink).await
         }
-        other => Err(EngineError::Invalid(format!(
-            "{name}: manifest format {other} is not supported"
-        ))),
     };
+    let result = read.await;
     let _ = std::fs::remove_file(scratch);
     result
 }

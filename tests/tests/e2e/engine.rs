@@ -1230,6 +1230,66 @@ async fn serve_starts_the_embedded_s3_and_the_engine_for_other_clients() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The built `manifest-builder` as the scheduled Lambda function, behind a Runtime API of the
+/// test's: S3 at `endpoint`, the engine at `control`, the recordings under `prefix` in `bucket`,
+/// manifests and reports under `ops/`, and `settings` on top.
+struct ScheduledFunction {
+    _child: tokio::process::Child,
+    runtime: Arc<crate::lambda_protocol::RuntimeApi>,
+    posted: tokio::sync::mpsc::UnboundedReceiver<crate::lambda_protocol::Posted>,
+}
+
+impl ScheduledFunction {
+    async fn start(
+        binary: &std::path::Path,
+        (endpoint, control): (&str, &str),
+        (bucket, prefix): (&str, &str),
+        settings: &[(&str, &str)],
+    ) -> ScheduledFunction {
+        let (addr, runtime, posted) = crate::lambda_protocol::start_runtime_api().await;
+        let mut cmd = crate::lambda_protocol::function_command(binary, &addr, "manifest", endpoint);
+        cmd.env("AWS_ENDPOINT_URL_S3_CONTROL", control)
+            .env("RECORDINGS_BUCKET", bucket)
+            .env("RECORDINGS_PREFIX", prefix)
+            .env("MANIFEST_LOCATION", format!("s3://{bucket}/ops/manifests"))
+            .env("REPORT_LOCATION", format!("s3://{bucket}/ops/reports"))
+            .env("HANDLER_FUNCTION_ARN", FUNCTION)
+            .env("JOB_ROLE_ARN", ROLE)
+            .env("ACCOUNT_ID", ACCOUNT)
+            .env("MIN_SIZE", "1");
+        for (k, v) in settings {
+            cmd.env(k, v);
+        }
+        let child = cmd
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        ScheduledFunction {
+            _child: child,
+            runtime,
+            posted,
+        }
+    }
+
+    /// Delivers the schedule's event for `at` as request `id`; returns the function's answer.
+    async fn fire(&mut self, id: &str, at: &str) -> Value {
+        self.runtime
+            .queue
+            .lock()
+            .await
+            .push_back((id.into(), json!({"scheduledTime": at})));
+        self.runtime.ready.notify_one();
+        let (rid, kind, body) = tokio::time::timeout(Duration::from_secs(120), self.posted.recv())
+            .await
+            .expect("the function answered")
+            .unwrap();
+        assert_eq!((rid.as_str(), kind.as_str()), (id, "response"), "{body}");
+        body
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_scheduled_manifest_function_submits_each_window_once() {
     let test = "scheduled_manifest_function";
@@ -1259,54 +1319,20 @@ async fn the_scheduled_manifest_function_submits_each_window_once() {
     let dir = store(test);
     let (_eng, api, control) = start(&s3, &dir, in_process(&s3), |_| {}).await;
 
-    let (addr, runtime, mut posted) = crate::lambda_protocol::start_runtime_api().await;
-    let mut child = tokio::process::Command::new(&binary)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("AWS_LAMBDA_RUNTIME_API", &addr)
-        .env("AWS_LAMBDA_FUNCTION_NAME", "manifest")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_ENDPOINT_URL", &endpoint)
-        .env("AWS_ENDPOINT_URL_S3_CONTROL", &api.url)
-        .env("RECORDINGS_BUCKET", &bucket)
-        .env("RECORDINGS_PREFIX", "connect/acme/CallRecordings/")
-        .env("MANIFEST_LOCATION", format!("s3://{bucket}/ops/manifests"))
-        .env("REPORT_LOCATION", format!("s3://{bucket}/ops/reports"))
-        .env("HANDLER_FUNCTION_ARN", FUNCTION)
-        .env("JOB_ROLE_ARN", ROLE)
-        .env("ACCOUNT_ID", ACCOUNT)
-        .env("MIN_SIZE", "1")
-        .env("USER_ARGUMENTS", "downmix=sum")
+    let mut function = ScheduledFunction::start(
+        &binary,
+        (&endpoint, &api.url),
+        (&bucket, "connect/acme/CallRecordings/"),
         // One window here; the look-back has its own test (the_schedule_catches_up_...).
-        .env("CATCH_UP_WINDOWS", "0")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let fired = json!({"scheduledTime": "2026-11-23T03:00:00Z"});
+        &[("USER_ARGUMENTS", "downmix=sum"), ("CATCH_UP_WINDOWS", "0")],
+    )
+    .await;
     let mut answers = Vec::new();
     // The schedule fires, then fires again (a retry, or a duplicate delivery).
     for id in ["first", "retry"] {
-        runtime
-            .queue
-            .lock()
-            .await
-            .push_back((id.into(), fired.clone()));
-        runtime.ready.notify_one();
-        let (rid, kind, body) = tokio::time::timeout(Duration::from_secs(60), posted.recv())
-            .await
-            .expect("the function answered")
-            .unwrap();
-        assert_eq!((rid.as_str(), kind.as_str()), (id, "response"), "{body}");
-        answers.push(body);
+        answers.push(function.fire(id, "2026-11-23T03:00:00Z").await);
     }
-    let _ = child.start_kill();
+    drop(function);
     let (first, retry) = (&answers[0], &answers[1]);
     assert_eq!(
         first["window"],
@@ -1568,50 +1594,17 @@ async fn the_schedule_catches_up_missed_windows_redrives_temporary_failures_and_
     });
     let dir = store(test);
     let (_eng, api, control) = start(&engine_s3, &dir, invoker.clone(), |_| {}).await;
-    let (addr, runtime, mut posted) = crate::lambda_protocol::start_runtime_api().await;
-    let mut child = tokio::process::Command::new(&binary)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("AWS_LAMBDA_RUNTIME_API", &addr)
-        .env("AWS_LAMBDA_FUNCTION_NAME", "manifest")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_ENDPOINT_URL", &endpoint)
-        .env("AWS_ENDPOINT_URL_S3_CONTROL", &api.url)
-        .env("RECORDINGS_BUCKET", &bucket)
-        .env("RECORDINGS_PREFIX", format!("{prefix}/"))
-        .env("MANIFEST_LOCATION", format!("s3://{bucket}/ops/manifests"))
-        .env("REPORT_LOCATION", format!("s3://{bucket}/ops/reports"))
-        .env("HANDLER_FUNCTION_ARN", FUNCTION)
-        .env("JOB_ROLE_ARN", ROLE)
-        .env("ACCOUNT_ID", ACCOUNT)
-        .env("MIN_SIZE", "1")
-        .env("CATCH_UP_WINDOWS", "3")
-        .env("START_DATE", "2026-10-20")
-        .env("STUCK_AFTER_DAYS", "7")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut fire = async |id: &str, at: &str| -> Value {
-        runtime
-            .queue
-            .lock()
-            .await
-            .push_back((id.into(), json!({"scheduledTime": at})));
-        runtime.ready.notify_one();
-        let (rid, kind, body) = tokio::time::timeout(Duration::from_secs(120), posted.recv())
-            .await
-            .expect("the function answered")
-            .unwrap();
-        assert_eq!((rid.as_str(), kind.as_str()), (id, "response"), "{body}");
-        body
-    };
+    let mut function = ScheduledFunction::start(
+        &binary,
+        (&endpoint, &api.url),
+        (&bucket, &format!("{prefix}/")),
+        &[
+            ("CATCH_UP_WINDOWS", "3"),
+            ("START_DATE", "2026-10-20"),
+            ("STUCK_AFTER_DAYS", "7"),
+        ],
+    )
+    .await;
     let statuses = |answer: &Value| -> Vec<(String, String)> {
         answer["windows"]
             .as_array()
@@ -1637,7 +1630,7 @@ async fn the_schedule_catches_up_missed_windows_redrives_temporary_failures_and_
     };
 
     // 1. Nov 2: the first window only (nothing before START_DATE).
-    let first = fire("first", "2026-11-02T03:00:00Z").await;
+    let first = function.fire("first", "2026-11-02T03:00:00Z").await;
     assert_eq!(
         statuses(&first),
         [("2026-10-20".into(), "submitted".into())],
@@ -1655,7 +1648,7 @@ async fn the_schedule_catches_up_missed_windows_redrives_temporary_failures_and_
 
     // 2. Nov 23, two weekly runs missed: the first window's temporary failure is re-driven, the
     // two missed windows and the current one are submitted, oldest first.
-    let second = fire("second", "2026-11-23T03:00:00Z").await;
+    let second = function.fire("second", "2026-11-23T03:00:00Z").await;
     assert_eq!(
         statuses(&second),
         [
@@ -1699,7 +1692,7 @@ async fn the_schedule_catches_up_missed_windows_redrives_temporary_failures_and_
 
     // 3. The same time again (a retry): nothing new; the failed window is reported (its
     // manifest could not be read: resubmitting would fail the same way) and, due 7 days, stuck.
-    let third = fire("third", "2026-11-23T03:00:00Z").await;
+    let third = function.fire("third", "2026-11-23T03:00:00Z").await;
     assert_eq!(
         statuses(&third),
         [
@@ -1719,7 +1712,7 @@ async fn the_schedule_catches_up_missed_windows_redrives_temporary_failures_and_
     assert_eq!(third["stuckWindows"], 1);
     assert_eq!(third["alreadySubmitted"], true);
     assert_eq!(job_count().await, 5, "a rerun submits nothing");
-    let _ = child.start_kill();
+    drop(function);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -86,6 +86,29 @@ async fn serve(
         .unwrap())
 }
 
+/// `binary` as Lambda starts a function: nothing of the caller's environment, the Runtime API at
+/// `addr`, static credentials, an explicit region, S3 at `endpoint`.
+pub fn function_command(
+    binary: &std::path::Path,
+    addr: &str,
+    name: &str,
+    endpoint: &str,
+) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(binary);
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_LAMBDA_RUNTIME_API", addr)
+        .env("AWS_LAMBDA_FUNCTION_NAME", name)
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ENDPOINT_URL", endpoint);
+    cmd
+}
+
 pub async fn start_runtime_api() -> (String, Arc<RuntimeApi>, mpsc::UnboundedReceiver<Posted>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let api = Arc::new(RuntimeApi {
@@ -135,18 +158,7 @@ async fn the_binary_answers_batch_events_through_the_lambda_runtime_api() {
         .unwrap();
 
     let (addr, api, mut posted) = start_runtime_api().await;
-    let mut child = tokio::process::Command::new(&binary)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("AWS_LAMBDA_RUNTIME_API", &addr)
-        .env("AWS_LAMBDA_FUNCTION_NAME", "shrink")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_ENDPOINT_URL", &endpoint)
+    let mut child = function_command(&binary, &addr, "shrink", &endpoint)
         .env("DOWNMIX", "sum")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

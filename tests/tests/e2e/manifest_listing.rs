@@ -516,26 +516,15 @@ async fn inventory_csv_gz_all_versions_with_md5_checks_and_clear_errors() {
         std::fs::write(&local, &body).unwrap();
     }
     let local_manifest = copy.join(format!("{src}/all/2024-01-28T01-00Z/manifest.json"));
-    let local_out = dir.join("from-local-copy.csv");
-    let mut mb = manifest_builder(&endpoint).unwrap();
-    let (stdout, _) = run(mb
-        .args(["--json", "manifest", "--inventory"])
-        .arg(&local_manifest)
-        .arg("--output")
-        .arg(&local_out));
-    let local: Value = serde_json::from_str(&stdout).unwrap();
-    assert_eq!(
-        std::fs::read(&local_out).unwrap(),
-        std::fs::read(&out).unwrap(),
-        "the local copy gives the same manifest: {local}"
-    );
-    let source = local["source"].as_str().unwrap();
-    assert!(
-        source.contains(&format!(
+    from_local_copy(
+        &endpoint,
+        &local_manifest,
+        &dir.join("from-local-copy.csv"),
+        &out,
+        &format!(
             "{} standing for the destination bucket's inv/",
             copy.display()
-        )),
-        "{source}"
+        ),
     );
     let part1 = copy.join(format!("{src}/all/data/part-1.csv.gz"));
     let good = std::fs::read(&part1).unwrap();
@@ -642,6 +631,31 @@ async fn inventory_csv_gz_all_versions_with_md5_checks_and_clear_errors() {
         assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
         assert!(!target.exists(), "nothing written after an error");
     }
+}
+
+/// `manifest --inventory` of a local copy of a report: the same manifest bytes as `from_s3`, and a
+/// summary that says which local folder stood for which part of the destination bucket.
+fn from_local_copy(
+    endpoint: &str,
+    manifest: &std::path::Path,
+    out: &std::path::Path,
+    from_s3: &std::path::Path,
+    root: &str,
+) {
+    let mut mb = manifest_builder(endpoint).unwrap();
+    let (stdout, _) = run(mb
+        .args(["--json", "manifest", "--inventory"])
+        .arg(manifest)
+        .arg("--output")
+        .arg(out));
+    let s: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        std::fs::read(out).unwrap(),
+        std::fs::read(from_s3).unwrap(),
+        "the local copy gives the same manifest: {s}"
+    );
+    let source = s["source"].as_str().unwrap();
+    assert!(source.contains(root), "{root:?} not in {source}");
 }
 
 fn inventory_batch() -> arrow::array::RecordBatch {
@@ -801,25 +815,15 @@ async fn orc_and_parquet_inventories_give_the_same_manifest() {
         ));
         let local_manifest = cfg.join("2024-01-28T01-00Z/manifest.json");
         std::fs::write(&local_manifest, local.to_string()).unwrap();
-        let local_out = dir.join(format!("{format}-local.csv"));
-        let mut mb = manifest_builder(&endpoint).unwrap();
-        let (stdout, _) = run(mb
-            .args(["--json", "manifest", "--inventory"])
-            .arg(&local_manifest)
-            .arg("--output")
-            .arg(&local_out));
-        let s: Value = serde_json::from_str(&stdout).unwrap();
-        assert_eq!(
-            std::fs::read(&local_out).unwrap(),
-            std::fs::read(&out).unwrap(),
-            "{format}: the local copy gives the same manifest: {s}"
-        );
-        assert!(
-            s["source"].as_str().unwrap().contains(&format!(
+        from_local_copy(
+            &endpoint,
+            &local_manifest,
+            &dir.join(format!("{format}-local.csv")),
+            &out,
+            &format!(
                 "{} standing for the destination bucket's inventory/",
                 copy.display()
-            )),
-            "{format}: {s}"
+            ),
         );
     }
 }
