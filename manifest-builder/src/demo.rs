@@ -1,8 +1,9 @@
 //! `demo`: the whole main job on a fresh machine with no AWS account. Starts the embedded S3 and
 //! the local engine, writes synthetic Amazon Connect recordings (Connect's key layout, 8 kHz
 //! stereo 16-bit, two talkers) with a handful of broken and odd objects among them, then runs the
-//! job and prints the report. The embedded S3 is unversioned, so the demo converts into
-//! `converted/` beside the originals rather than replacing them.
+//! job and prints the report. The bucket is versioned and the recordings are converted in place,
+//! as in production: each original stays as the previous version, and the summary shows one
+//! recording's two versions and how to get the original back.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -193,6 +194,7 @@ async fn populate(s3: &aws_sdk_s3::Client, args: &DemoOptions) -> anyhow::Result
             }
         }
     }
+    crate::local::enable_versioning(s3, BUCKET).await?;
     let all = objects(args);
     let count = all.len();
     let pb = crate::progress::objects(count as u64, "writing recordings");
@@ -273,11 +275,17 @@ pub async fn demo(args: &DemoOptions) -> anyhow::Result<RunOutcome> {
             ..Selection::default()
         },
         local: true,
-        user_args: vec![("destPrefix".into(), "converted/".into())],
         ..RunRequest::default()
     };
     let job_started = Instant::now();
     let outcome = run::run(&run, &pieces.target, job_started).await;
+    if let Ok(o) = &outcome {
+        match two_versions(&s3).await {
+            Ok(Some(example)) => eprintln!("{}", example.describe(o.job_id.as_deref())),
+            Ok(None) => eprintln!("no recording has two versions: nothing was converted"),
+            Err(e) => eprintln!("could not show a recording's versions: {e:#}"),
+        }
+    }
     drop(pieces);
     if temporary {
         let _ = std::fs::remove_dir_all(&dir);
@@ -290,4 +298,92 @@ pub async fn demo(args: &DemoOptions) -> anyhow::Result<RunOutcome> {
     );
     outcome.seconds = job_started.elapsed().as_secs_f64();
     Ok(outcome)
+}
+
+/// One recording's original and conversion, as the versioned bucket keeps them.
+pub struct TwoVersions {
+    /// The recording's key.
+    pub key: String,
+    /// (version id, bytes, format) of the conversion, the current version.
+    pub current: (String, i64, String),
+    /// (version id, bytes, format) of the original, now the previous version.
+    pub original: (String, i64, String),
+}
+
+impl TwoVersions {
+    /// The lines the demo prints.
+    pub fn describe(&self, job: Option<&str>) -> String {
+        let row = |label: &str, v: &(String, i64, String)| {
+            format!("  {label:<9} {}  {:>10} bytes  {}", v.0, v.1, v.2)
+        };
+        let mut s = format!(
+            "one recording, two versions (s3://{BUCKET}/{}):\n{}\n{}\n",
+            self.key,
+            row("current", &self.current),
+            row("original", &self.original)
+        );
+        s.push_str(&format!(
+            "the original back: aws s3api get-object --bucket {BUCKET} --key '{}' --version-id {} original.wav",
+            self.key, self.original.0
+        ));
+        if let Some(job) = job {
+            s.push_str(&format!(
+                "\ncheck or undo the whole job: manifest-builder verify {job} / manifest-builder rollback {job} (with --local on the same store: serve --embedded-s3 DIR)"
+            ));
+        }
+        s
+    }
+}
+
+/// The first recording that has a conversion on top of its original.
+async fn two_versions(s3: &aws_sdk_s3::Client) -> anyhow::Result<Option<TwoVersions>> {
+    let page = s3
+        .list_object_versions()
+        .bucket(BUCKET)
+        .prefix(PREFIX)
+        .max_keys(200)
+        .send()
+        .await
+        .map_err(aws_sdk_s3::Error::from)
+        .context("listing the demo bucket's versions")?;
+    let versions = page.versions();
+    let Some(latest) = versions.iter().find(|v| {
+        v.is_latest() == Some(true) && versions.iter().filter(|o| o.key() == v.key()).count() >= 2
+    }) else {
+        return Ok(None);
+    };
+    let key = latest.key().unwrap_or_default().to_string();
+    let head = s3
+        .head_object()
+        .bucket(BUCKET)
+        .key(&key)
+        .set_version_id(latest.version_id().map(str::to_string))
+        .send()
+        .await
+        .map_err(aws_sdk_s3::Error::from)
+        .with_context(|| format!("reading s3://{BUCKET}/{key}"))?;
+    let meta = head.metadata().cloned().unwrap_or_default();
+    let Some(original_id) = meta.get("original-version-id").cloned() else {
+        return Ok(None);
+    };
+    let original = versions
+        .iter()
+        .find(|v| v.key() == Some(key.as_str()) && v.version_id() == Some(original_id.as_str()));
+    let written = meta
+        .get(batch_handler::task::MARK_METADATA)
+        .map(|m| m.split(' ').skip(1).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default();
+    Ok(Some(TwoVersions {
+        current: (
+            latest.version_id().unwrap_or_default().to_string(),
+            latest.size().unwrap_or_default(),
+            format!("{written}, written by the job"),
+        ),
+        original: (
+            original_id,
+            original.and_then(|v| v.size()).unwrap_or_default(),
+            meta.get("original-format").cloned().unwrap_or_default(),
+        ),
+        key,
+    }))
 }

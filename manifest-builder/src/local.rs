@@ -209,3 +209,31 @@ pub fn client_environment(
     env.push(("AWS_EC2_METADATA_DISABLED".into(), "true".into()));
     env
 }
+
+/// Turns versioning on for a bucket of the embedded S3, so a run there converts in place as in
+/// production (the original stays as the previous version); a no-op when it is on already.
+pub async fn enable_versioning(s3: &aws_sdk_s3::Client, bucket: &str) -> anyhow::Result<()> {
+    use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+    let now = s3
+        .get_bucket_versioning()
+        .bucket(bucket)
+        .send()
+        .await
+        .map_err(aws_sdk_s3::Error::from)
+        .with_context(|| format!("checking versioning of bucket {bucket}"))?;
+    if now.status() == Some(&BucketVersioningStatus::Enabled) {
+        return Ok(());
+    }
+    s3.put_bucket_versioning()
+        .bucket(bucket)
+        .versioning_configuration(
+            VersioningConfiguration::builder()
+                .status(BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(aws_sdk_s3::Error::from)
+        .with_context(|| format!("enabling versioning on bucket {bucket}"))?;
+    Ok(())
+}

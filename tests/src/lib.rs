@@ -74,6 +74,13 @@ pub fn s3_client(endpoint: &str) -> Client {
         .credentials_provider(Credentials::new("test", "test", None, None, "static"))
         .endpoint_url(endpoint)
         .force_path_style(true)
+        // Setup and checks only: a server busy with the other tests may pause longer than the
+        // SDK's default 5 s before answering, which is not what any test is about.
+        .stalled_stream_protection(
+            aws_sdk_s3::config::StalledStreamProtectionConfig::enabled()
+                .grace_period(std::time::Duration::from_secs(60))
+                .build(),
+        )
         .build();
     Client::from_conf(conf)
 }

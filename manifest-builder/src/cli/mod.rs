@@ -306,6 +306,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let local = manifest_builder::local::start(&(&args.local).into(), aws, jobs).await?;
             #[cfg(feature = "local")]
             let target = local.target.clone();
+            // The embedded S3 runs the production mode: in place on a versioned bucket.
+            #[cfg(feature = "local")]
+            if let (Some(_), Some(bucket)) = (&local.s3, &request.selection.bucket) {
+                manifest_builder::local::enable_versioning(&target.aws.s3().await, bucket).await?;
+            }
             #[cfg(not(feature = "local"))]
             let target = {
                 if args.local.local {

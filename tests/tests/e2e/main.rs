@@ -11,6 +11,7 @@ mod load;
 mod manifest_listing;
 mod memory;
 mod reference_tools;
+mod s3_semantics;
 mod s3_task;
 mod s3control;
 mod stock_clients;
