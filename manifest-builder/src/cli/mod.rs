@@ -26,9 +26,9 @@ use manifest_builder::synth;
 use estimate::{PriceArgs, WorkloadArgs};
 use global::{AwsArgs, JobArgs};
 use manifest::ManifestArgs;
-use run::RunArgs;
 #[cfg(feature = "local")]
 use run::{DemoArgs, ServeArgs};
+use run::{LocalArgs, RunArgs};
 use submit::SubmitArgs;
 
 #[derive(Parser)]
@@ -103,6 +103,41 @@ pub enum Command {
         #[arg(long)]
         retry_manifest: Option<Location>,
     },
+    /// Check a finished job against the originals: each conversion is converted again from the
+    /// original version it names and compared byte for byte, with its tags, metadata and
+    /// encryption. Exit 0: all verified (or rolled back, or originals expired); 2: mismatches.
+    Verify {
+        /// A job id, s3://.../job-<id>/manifest.json (or its folder), or a local copy of the report.
+        what: String,
+        /// Check only N conversions, chosen at random.
+        #[arg(long)]
+        sample: Option<usize>,
+        /// Seed of --sample (printed, so a sample can be repeated).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Objects checked at once.
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+        concurrency: u16,
+        /// A job of the local engine (with --embedded-s3: the demo's or run's store).
+        #[command(flatten)]
+        local: LocalArgs,
+    },
+    /// Undo a job: copy each original version back onto its key, only where the key still holds
+    /// the job's conversion (If-Match); the conversion stays as a noncurrent version.
+    /// Exit 0: every original is current again; 2: some were skipped or refused (listed).
+    Rollback {
+        /// A job id, s3://.../job-<id>/manifest.json (or its folder), or a local copy of the report.
+        what: String,
+        /// Check everything, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Objects at once.
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+        concurrency: u16,
+        /// A job of the local engine (with --embedded-s3: the demo's or run's store).
+        #[command(flatten)]
+        local: LocalArgs,
+    },
     /// Re-run a job's failed tasks: report, retry manifest, and a new job with the same settings.
     Redrive {
         /// Job id.
@@ -156,6 +191,48 @@ pub enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u32,
     },
+}
+
+/// Where a command's calls go: AWS (or the given endpoints), or with `--local` the engine and
+/// embedded S3 started here, kept alive by the returned pieces.
+#[cfg(feature = "local")]
+async fn local_target(
+    local: &LocalArgs,
+    aws: &mb::aws::AwsOptions,
+    jobs: &JobOptions,
+) -> anyhow::Result<(mb::run::Target, Option<mb::local::Local>)> {
+    if !local.local {
+        return Ok((
+            mb::run::Target {
+                aws: aws.clone(),
+                jobs: jobs.clone(),
+            },
+            None,
+        ));
+    }
+    let pieces = mb::local::start(&local.into(), aws, jobs).await?;
+    Ok((pieces.target.clone(), Some(pieces)))
+}
+
+/// Without the local engine, `--local` is refused.
+#[cfg(not(feature = "local"))]
+async fn local_target(
+    local: &LocalArgs,
+    aws: &mb::aws::AwsOptions,
+    jobs: &JobOptions,
+) -> anyhow::Result<(mb::run::Target, Option<()>)> {
+    if local.local {
+        anyhow::bail!(
+            "--local: this build has no local engine (built without the `local` feature)"
+        );
+    }
+    Ok((
+        mb::run::Target {
+            aws: aws.clone(),
+            jobs: jobs.clone(),
+        },
+        None,
+    ))
 }
 
 fn print<T: serde::Serialize>(json: bool, value: &T, human: impl FnOnce(&T)) -> anyhow::Result<()> {
@@ -226,6 +303,40 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 eprintln!("retry manifest: {out} ({} tasks)", summary.failed);
             }
             print(json, &summary, report::print)?;
+        }
+        Command::Verify {
+            what,
+            sample,
+            seed,
+            concurrency,
+            local,
+        } => {
+            let req = mb::verify::VerifyRequest {
+                what,
+                sample,
+                seed,
+                concurrency: concurrency.into(),
+            };
+            let (target, _pieces) = local_target(&local, aws, jobs).await?;
+            let summary = mb::verify::verify(&req, &target.jobs, &target.aws).await?;
+            print(json, &summary, mb::verify::print)?;
+            return Ok(std::process::ExitCode::from(summary.exit));
+        }
+        Command::Rollback {
+            what,
+            dry_run,
+            concurrency,
+            local,
+        } => {
+            let req = mb::rollback::RollbackRequest {
+                what,
+                dry_run,
+                concurrency: concurrency.into(),
+            };
+            let (target, _pieces) = local_target(&local, aws, jobs).await?;
+            let summary = mb::rollback::rollback(&req, &target.jobs, &target.aws).await?;
+            print(json, &summary, mb::rollback::print)?;
+            return Ok(std::process::ExitCode::from(summary.exit));
         }
         Command::Redrive {
             job_id,

@@ -2,6 +2,7 @@
 //! `batch-handler` binary through the Lambda Runtime API, and the transcoder against ffmpeg,
 //! sox and CPython's audioop.
 
+mod audit;
 mod cli;
 mod deploy;
 mod engine;
