@@ -683,3 +683,64 @@ async fn check_inner(
     }
     Ok((Verdict::Verified, String::new()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(key: &str, version: &str, failed: bool, message: &str) -> ReportRow {
+        ReportRow {
+            bucket: "calls".into(),
+            raw_key: batch_contract::key::encode_key(key),
+            version_id: version.into(),
+            status: if failed { "failed" } else { "succeeded" }.into(),
+            http_status: Some(if failed { 500 } else { 200 }),
+            error_code: if failed {
+                "PermanentFailure".into()
+            } else {
+                String::new()
+            },
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn only_converted_tasks_are_checked_with_what_they_recorded() {
+        let mut s = Summary::skipped("already converted", 10);
+        let skipped = s.to_result_string();
+        s.action = Action::Converted;
+        s.reason = None;
+        s.output_key = "a b+c.wav".into();
+        s.output_version_id = Some("v2".into());
+        s.codec = Some("ulaw".into());
+        s.downmix = Some("left".into());
+        s.duration_seconds = 1.5;
+        let converted = s.to_result_string();
+        s.output_key = "converted/x.wav".into();
+        let elsewhere = s.to_result_string();
+        let rows = [
+            row("a b+c.wav", "v1", false, &converted),
+            row("skip.wav", "", false, &skipped),
+            row("bad.wav", "", true, "PermanentFailure: not a WAV file"),
+            row("x.wav", "", false, &elsewhere),
+        ];
+        let all = conversions(&rows);
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].key, "a b+c.wav");
+        assert!(all[0].in_place());
+        assert_eq!(all[0].original_version.as_deref(), Some("v1"));
+        assert_eq!(all[0].output_version.as_deref(), Some("v2"));
+        assert_eq!(all[0].options.codec.name(), "mulaw");
+        assert_eq!(all[0].options.downmix.name(), "left");
+        assert!(!all[1].in_place());
+        assert_eq!(all[1].original_version, None);
+        let picked = sample(all.clone(), Some(1), 7);
+        assert_eq!(picked.len(), 1);
+        assert_eq!(
+            sample(all.clone(), Some(1), 7)[0].key,
+            picked[0].key,
+            "a seed repeats"
+        );
+        assert_eq!(sample(all, None, 7).len(), 2);
+    }
+}

@@ -343,3 +343,67 @@ async fn verify_and_rollback_on_moto() {
     audit("moto", &bin, Served::start(cmd), &endpoint).await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The demo converts in place on a versioned bucket and prints one recording's two versions;
+/// `verify` of its job exits 0, `rollback` restores every original, and `verify` then says so.
+#[test]
+fn the_demo_converts_in_place_and_its_job_verifies_and_rolls_back() {
+    let test = "audit_demo";
+    let Some(bin) = require_binary("manifest-builder", test) else {
+        return;
+    };
+    let dir = store(test);
+    let out = aws_command(&bin)
+        .args([
+            "demo",
+            "--recordings",
+            "12",
+            "--min-minutes",
+            "0.2",
+            "--max-minutes",
+            "0.5",
+        ])
+        .arg("--dir")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("one recording, two versions"), "{said}");
+    assert!(said.contains("--version-id"), "{said}");
+    let job = said
+        .split_whitespace()
+        .skip_while(|w| *w != "verify")
+        .nth(1)
+        .expect("the demo names its job")
+        .to_string();
+    let local = |cmd: &str, extra: &[&str]| {
+        let out = aws_command(&bin)
+            .args(["--json", cmd, &job, "--local", "--embedded-s3"])
+            .arg(dir.join("s3"))
+            .arg("--engine-dir")
+            .arg(dir.join("engine"))
+            .args(extra)
+            .output()
+            .unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{cmd}: {e}: {}", String::from_utf8_lossy(&out.stderr)));
+        (out.status.code(), v)
+    };
+    let (code, v) = local("verify", &[]);
+    assert_eq!(code, Some(0), "{v}");
+    let converted = v["conversions"].as_u64().unwrap();
+    assert!(converted >= 8, "{v}");
+    assert_eq!(v["verdicts"]["verified"].as_u64(), Some(converted), "{v}");
+    let (code, v) = local("rollback", &[]);
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!(v["actions"]["restored"].as_u64(), Some(converted), "{v}");
+    let (code, v) = local("verify", &[]);
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!(
+        v["verdicts"]["rolled_back"].as_u64(),
+        Some(converted),
+        "{v}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
