@@ -37,11 +37,23 @@ fn random_hex(bytes: usize) -> String {
     s
 }
 
+/// Fixes the key pair instead of generating one (for scripts whose clients cannot read it from
+/// `serve`'s output, such as the test suite's second pass over the embedded store).
+pub const ACCESS_KEY_ENV: &str = "EMBEDDED_S3_ACCESS_KEY_ID";
+/// The secret that goes with [`ACCESS_KEY_ENV`].
+pub const SECRET_KEY_ENV: &str = "EMBEDDED_S3_SECRET_ACCESS_KEY";
+
 /// Starts the embedded S3 on `addr` with its store under `dir/store`.
 pub async fn start(dir: &Path, addr: SocketAddr) -> std::io::Result<EmbeddedS3> {
     let store = store::Store::open(&dir.join("store")).map_err(std::io::Error::other)?;
-    let access_key = format!("LOCAL{}", random_hex(8).to_ascii_uppercase());
-    let secret_key = random_hex(20);
+    let fixed = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let (access_key, secret_key) = match (fixed(ACCESS_KEY_ENV), fixed(SECRET_KEY_ENV)) {
+        (Some(a), Some(s)) => (a, s),
+        _ => (
+            format!("LOCAL{}", random_hex(8).to_ascii_uppercase()),
+            random_hex(20),
+        ),
+    };
     let mut b = s3s::service::S3ServiceBuilder::new(s3::Server {
         store: Arc::new(store),
     });
