@@ -118,6 +118,8 @@ pub struct Checked {
     pub verdict: Verdict,
     /// Why, for anything but a plain `verified`.
     pub reason: String,
+    /// The conversion's storage class (STANDARD when S3 names none).
+    pub storage_class: Option<String>,
     /// S3 requests this check made.
     pub requests: u32,
 }
@@ -133,6 +135,9 @@ pub struct VerifyRequest {
     pub seed: Option<u64>,
     /// Objects checked at once.
     pub concurrency: usize,
+    /// The storage class every conversion must have (the job's `storageClass`; default: any,
+    /// reported per object).
+    pub storage_class: Option<String>,
 }
 
 /// The outcome: counts, the rows that were not verified, where the full report went.
@@ -190,7 +195,7 @@ pub async fn verify(
         .map(|c| {
             let (s3, pb) = (s3.clone(), &pb);
             async move {
-                let row = check(&s3, &c).await;
+                let row = check(&s3, &c, req.storage_class.as_deref()).await;
                 pb.inc(1);
                 row
             }
@@ -242,6 +247,7 @@ fn rows_csv(rows: &[Checked]) -> anyhow::Result<String> {
         "original_version",
         "verdict",
         "reason",
+        "storage_class",
     ])?;
     for r in rows {
         let verdict = serde_json::to_value(&r.verdict)?;
@@ -252,6 +258,7 @@ fn rows_csv(rows: &[Checked]) -> anyhow::Result<String> {
             r.original_version.as_deref().unwrap_or(""),
             verdict.as_str().unwrap_or(""),
             r.reason.as_str(),
+            r.storage_class.as_deref().unwrap_or(""),
         ])?;
     }
     Ok(String::from_utf8(w.into_inner()?)?)
@@ -414,7 +421,7 @@ fn is_md5(etag: &str) -> bool {
 }
 
 /// Checks one conversion. Never fails: a failed request is an `Error` row with the call named.
-pub async fn check(s3: &Client, c: &Conversion) -> Checked {
+pub async fn check(s3: &Client, c: &Conversion, class: Option<&str>) -> Checked {
     let mut row = Checked {
         bucket: c.bucket.clone(),
         key: c.key.clone(),
@@ -422,9 +429,10 @@ pub async fn check(s3: &Client, c: &Conversion) -> Checked {
         original_version: c.original_version.clone(),
         verdict: Verdict::Verified,
         reason: String::new(),
+        storage_class: None,
         requests: 0,
     };
-    match check_inner(s3, c, &mut row).await {
+    match check_inner(s3, c, class, &mut row).await {
         Ok((verdict, reason)) => {
             row.verdict = verdict;
             row.reason = reason;
@@ -440,6 +448,7 @@ pub async fn check(s3: &Client, c: &Conversion) -> Checked {
 async fn check_inner(
     s3: &Client,
     c: &Conversion,
+    class: Option<&str>,
     row: &mut Checked,
 ) -> Result<(Verdict, String), String> {
     let bucket = c.bucket.as_str();
@@ -496,6 +505,11 @@ async fn check_inner(
             format!("the object at the conversion's version carries no {MARK_METADATA} metadata"),
         ));
     };
+    let conv_class = conv
+        .storage_class
+        .clone()
+        .unwrap_or_else(|| "STANDARD".to_string());
+    row.storage_class = Some(conv_class.clone());
     let original_version = conv
         .metadata
         .get("original-version-id")
@@ -581,6 +595,13 @@ async fn check_inner(
             orig_kms.as_deref().unwrap_or("-"),
             conv.sse.as_deref().unwrap_or("none"),
             conv.kms_key.as_deref().unwrap_or("-")
+        ));
+    }
+    if let Some(want) = class
+        && !want.eq_ignore_ascii_case(&conv_class)
+    {
+        problems.push(format!(
+            "the conversion is in {conv_class}, the job asked for {want}"
         ));
     }
     let options = mark

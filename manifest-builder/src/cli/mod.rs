@@ -118,6 +118,10 @@ pub enum Command {
         /// Objects checked at once.
         #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
         concurrency: u16,
+        /// The storage class every conversion must be in (the job's storageClass, e.g.
+        /// GLACIER_IR); default: any, listed per object in the verification report.
+        #[arg(long)]
+        storage_class: Option<String>,
         /// A job of the local engine (with --embedded-s3: the demo's or run's store).
         #[command(flatten)]
         local: LocalArgs,
@@ -309,6 +313,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             sample,
             seed,
             concurrency,
+            storage_class,
             local,
         } => {
             let req = mb::verify::VerifyRequest {
@@ -316,6 +321,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 sample,
                 seed,
                 concurrency: concurrency.into(),
+                storage_class,
             };
             let (target, _pieces) = local_target(&local, aws, jobs).await?;
             let summary = mb::verify::verify(&req, &target.jobs, &target.aws).await?;

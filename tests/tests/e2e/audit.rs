@@ -162,6 +162,16 @@ async fn audit(label: &str, bin: &std::path::Path, served: Served, s3_url: &str)
     );
     let (code, v) = cli.run(&["verify", &id, "--sample", "2", "--seed", "7"]);
     assert_eq!((code, v["checked"].as_u64()), (0, Some(2)), "{label}: {v}");
+    let (code, v) = cli.run(&["verify", &id, "--storage-class", "GLACIER_IR"]);
+    assert_eq!(code, 0, "{label}: the handler's default class: {v}");
+    let (code, v) = cli.run(&["verify", &id, "--storage-class", "STANDARD_IA"]);
+    assert_eq!(code, 2, "{label}: {v}");
+    assert!(
+        v["problems"]
+            .to_string()
+            .contains("the job asked for STANDARD_IA"),
+        "{label}: {v}"
+    );
 
     // After the job: one key written again, one original expired, one conversion's tags
     // changed, one conversion version deleted (its key shows the original again).
