@@ -85,6 +85,25 @@ pub fn s3_client(endpoint: &str) -> Client {
     Client::from_conf(conf)
 }
 
+/// A client of an in-process embedded S3, with the key pair it generated.
+pub fn embedded_client(server: &local_batch::embedded_s3::EmbeddedS3) -> Client {
+    Client::from_conf(
+        aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new(
+                &server.access_key,
+                &server.secret_key,
+                None,
+                None,
+                "embedded",
+            ))
+            .endpoint_url(&server.url)
+            .force_path_style(true)
+            .build(),
+    )
+}
+
 static BUCKETS: AtomicU32 = AtomicU32::new(0);
 
 /// Creates a fresh bucket with a unique name (tests share one server and run in parallel).

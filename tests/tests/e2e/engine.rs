@@ -1724,27 +1724,10 @@ async fn the_schedule_catches_up_missed_windows_redrives_temporary_failures_and_
 #[tokio::test(flavor = "multi_thread")]
 async fn the_embedded_s3_keeps_keys_verbatim_and_survives_a_restart() {
     let dir = store("embedded_keys");
-    let client = |server: &local_batch::embedded_s3::EmbeddedS3| {
-        Client::from_conf(
-            aws_sdk_s3::Config::builder()
-                .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-                .region(aws_sdk_s3::config::Region::new("us-east-1"))
-                .credentials_provider(aws_sdk_s3::config::Credentials::new(
-                    &server.access_key,
-                    &server.secret_key,
-                    None,
-                    None,
-                    "test",
-                ))
-                .endpoint_url(&server.url)
-                .force_path_style(true)
-                .build(),
-        )
-    };
     let server = local_batch::embedded_s3::start(&dir, "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
-    let s3 = client(&server);
+    let s3 = embedded_client(&server);
     for b in ["calls", "other"] {
         s3.create_bucket().bucket(b).send().await.unwrap();
     }
@@ -1777,7 +1760,7 @@ async fn the_embedded_s3_keeps_keys_verbatim_and_survives_a_restart() {
     let server = local_batch::embedded_s3::start(&dir, "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
-    let s3 = client(&server);
+    let s3 = embedded_client(&server);
     for key in keys {
         assert_eq!(get_bytes(&s3, "calls", key).await, key.as_bytes(), "{key}");
     }

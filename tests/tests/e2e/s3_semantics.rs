@@ -15,28 +15,9 @@ use aws_sdk_s3::types::{
     VersioningConfiguration,
 };
 use e2e_tests::*;
-use local_batch::embedded_s3::{self, EmbeddedS3};
+use local_batch::embedded_s3;
 
 use crate::engine::{put, store};
-
-/// A client for an embedded store: its own generated keys.
-fn embedded_client(server: &EmbeddedS3) -> Client {
-    Client::from_conf(
-        aws_sdk_s3::Config::builder()
-            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-            .region(aws_sdk_s3::config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_s3::config::Credentials::new(
-                &server.access_key,
-                &server.secret_key,
-                None,
-                None,
-                "test",
-            ))
-            .endpoint_url(&server.url)
-            .force_path_style(true)
-            .build(),
-    )
-}
 
 /// Runs `check` against moto and against a fresh embedded store, with the same assertions.
 async fn on_both<F, Fut>(test: &str, check: F)
