@@ -238,6 +238,26 @@ async fn populate(s3: &aws_sdk_s3::Client, args: &DemoOptions) -> anyhow::Result
     Ok((count, bytes))
 }
 
+/// The job's report as an HTML page at `at` (`report JOB --html`).
+async fn report_page(
+    job: &str,
+    target: &crate::run::Target,
+    at: &std::path::Path,
+) -> anyhow::Result<()> {
+    let (loc, rows) = crate::report::read(job, &target.jobs, &target.aws).await?;
+    let summary = crate::report::summarise(&loc, &rows);
+    let files = crate::report::result_files(&loc, &target.aws).await?;
+    let page = crate::pictures::report_html(
+        &format!("Completion report: demo job {job}"),
+        &summary,
+        &rows,
+        &files,
+        &crate::estimate::Prices::default(),
+    );
+    std::fs::write(at, page)?;
+    Ok(())
+}
+
 /// Runs the demo; returns the job's outcome.
 pub async fn demo(args: &DemoOptions) -> anyhow::Result<RunOutcome> {
     let started = Instant::now();
@@ -284,6 +304,17 @@ pub async fn demo(args: &DemoOptions) -> anyhow::Result<RunOutcome> {
             Ok(Some(example)) => eprintln!("{}", example.describe(o.job_id.as_deref())),
             Ok(None) => eprintln!("no recording has two versions: nothing was converted"),
             Err(e) => eprintln!("could not show a recording's versions: {e:#}"),
+        }
+        if let Some(job) = &o.job_id {
+            let at = if temporary {
+                std::env::temp_dir().join(format!("shrinker-demo-report-{job}.html"))
+            } else {
+                dir.join(format!("report-{job}.html"))
+            };
+            match report_page(job, &pieces.target, &at).await {
+                Ok(()) => eprintln!("report page: {}", at.display()),
+                Err(e) => eprintln!("could not write the report page: {e:#}"),
+            }
         }
     }
     drop(pieces);

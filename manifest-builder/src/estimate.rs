@@ -238,20 +238,23 @@ pub fn project(w: &Workload, p: &Prices, months: u32) -> Estimate {
     }
 }
 
+/// Whole dollars with thousands separators, as the table prints them: `$1,235` (`-$12`).
+pub fn money(x: f64) -> String {
+    let dollars = x.round() as i64;
+    let sign = if dollars < 0 { "-" } else { "" };
+    let whole = dollars.abs().to_string();
+    let mut grouped = String::new();
+    for (i, c) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i).is_multiple_of(3) {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    format!("{sign}${grouped}")
+}
+
 /// The year-by-year table.
 pub fn table(e: &Estimate) -> String {
-    let money = |x: f64| {
-        let cents = (x * 100.0).round() as i64;
-        let whole = (cents / 100).to_string();
-        let mut grouped = String::new();
-        for (i, c) in whole.chars().enumerate() {
-            if i > 0 && (whole.len() - i).is_multiple_of(3) {
-                grouped.push(',');
-            }
-            grouped.push(c);
-        }
-        format!("${grouped}")
-    };
     let mut out = format!(
         "{:<6} {:>14} {:>14} {:>14} {:>14} {:>14}\n",
         "year", "before", "after storage", "processing", "after", "saving"

@@ -19,12 +19,14 @@
 pub mod aws;
 #[cfg(feature = "local")]
 pub mod demo;
+pub mod doctor;
 pub mod estimate;
 pub mod job;
 #[cfg(feature = "local")]
 pub mod local;
 pub mod location;
 pub mod manifest;
+pub mod pictures;
 pub mod progress;
 pub mod report;
 pub mod rollback;

@@ -33,6 +33,32 @@ pub struct Part {
     pub tasks: u64,
 }
 
+/// One selected object, as `doctor` samples it (encryption, legal holds, the longest recording).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Sampled {
+    /// Key, decoded.
+    pub key: String,
+    /// Version, when the selection has version ids.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+    /// Bytes.
+    pub size: u64,
+}
+
+/// Objects kept in the sample of a summary: enough to see a bucket's encryption and holds.
+pub const SAMPLE_SIZE: usize = 20;
+
+/// Storage classes that cannot be read without a restore.
+pub const ARCHIVE_CLASSES: [&str; 2] = ["GLACIER", "DEEP_ARCHIVE"];
+
+/// FNV-1a of a key: the sample is the objects with the smallest hashes, so it is the same however
+/// the selection was split, and spread over the whole selection.
+fn key_hash(key: &str) -> u64 {
+    key.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 /// What a manifest holds, saved beside it as JSON.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Summary {
@@ -56,6 +82,13 @@ pub struct Summary {
     pub fields: Vec<String>,
     /// The manifest files.
     pub manifests: Vec<Part>,
+    /// The largest selected object: the longest recording, which the function's timeout must fit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub largest: Option<Sampled>,
+    /// Objects seen in archive classes (GLACIER, DEEP_ARCHIVE), never selected: a restore first.
+    pub archived: ClassTotals,
+    /// A sample of the selection ([`SAMPLE_SIZE`] at most), spread by key hash.
+    pub sample: Vec<Sampled>,
     #[serde(skip)]
     oldest_t: Option<i64>,
     #[serde(skip)]
@@ -73,6 +106,15 @@ impl Summary {
     pub fn add(&mut self, r: &Recording) {
         self.objects += 1;
         self.bytes += r.size;
+        let sampled = Sampled {
+            key: r.key.clone(),
+            version_id: r.version_id.clone(),
+            size: r.size,
+        };
+        if self.largest.as_ref().is_none_or(|l| r.size > l.size) {
+            self.largest = Some(sampled.clone());
+        }
+        self.offer_sample(sampled);
         if !self.by_storage_class.contains_key(&r.storage_class) {
             self.by_storage_class
                 .insert(r.storage_class.clone(), ClassTotals::default());
@@ -97,11 +139,42 @@ impl Summary {
 }
 
 impl Summary {
+    /// Counts an object seen in an archive class (not selected: it needs a restore first).
+    pub fn add_archived(&mut self, r: &Recording) {
+        if ARCHIVE_CLASSES.contains(&r.storage_class.as_str()) {
+            self.archived.objects += 1;
+            self.archived.bytes += r.size;
+        }
+    }
+
+    /// Keeps `s` if it is among the [`SAMPLE_SIZE`] smallest key hashes seen.
+    fn offer_sample(&mut self, s: Sampled) {
+        let h = key_hash(&s.key);
+        if self.sample.len() >= SAMPLE_SIZE && self.sample.iter().all(|o| key_hash(&o.key) <= h) {
+            return;
+        }
+        let at = self
+            .sample
+            .partition_point(|o| (key_hash(&o.key), &o.key) <= (h, &s.key));
+        self.sample.insert(at, s);
+        self.sample.truncate(SAMPLE_SIZE);
+    }
+
     /// Adds another summary's totals (one inventory data file's, say).
     pub fn merge(&mut self, other: &Summary) {
         self.objects += other.objects;
         self.bytes += other.bytes;
         self.scanned += other.scanned;
+        self.archived.objects += other.archived.objects;
+        self.archived.bytes += other.archived.bytes;
+        if let Some(l) = &other.largest
+            && self.largest.as_ref().is_none_or(|s| l.size > s.size)
+        {
+            self.largest = Some(l.clone());
+        }
+        for s in &other.sample {
+            self.offer_sample(s.clone());
+        }
         for (class, t) in &other.by_storage_class {
             let c = self.by_storage_class.entry(class.clone()).or_default();
             c.objects += t.objects;
@@ -326,6 +399,38 @@ mod tests {
             last_modified: Some(t),
             storage_class: class.into(),
         }
+    }
+
+    #[test]
+    fn the_sample_and_the_largest_do_not_depend_on_how_the_selection_was_split() {
+        let recs: Vec<Recording> = (0..200)
+            .map(|i: u64| {
+                rec(
+                    &format!("r/{i}.wav"),
+                    None,
+                    1000 + (i * 37 % 101),
+                    i as i64,
+                    "STANDARD",
+                )
+            })
+            .collect();
+        let mut whole = Summary::default();
+        recs.iter().for_each(|r| whole.add(r));
+        let (mut a, mut b) = (Summary::default(), Summary::default());
+        recs[..77].iter().for_each(|r| a.add(r));
+        recs[77..].iter().for_each(|r| b.add(r));
+        a.merge(&b);
+        assert_eq!(whole.sample.len(), SAMPLE_SIZE);
+        assert_eq!(a.sample, whole.sample);
+        assert_eq!(a.largest, whole.largest);
+        assert_eq!(whole.largest.as_ref().unwrap().size, 1100);
+        let mut keys: Vec<&str> = whole.sample.iter().map(|s| s.key.as_str()).collect();
+        keys.dedup();
+        assert_eq!(keys.len(), SAMPLE_SIZE, "no object twice");
+        let mut archived = Summary::default();
+        archived.add_archived(&rec("r/cold.wav", None, 5, 0, "DEEP_ARCHIVE"));
+        archived.add_archived(&rec("r/warm.wav", None, 5, 0, "STANDARD"));
+        assert_eq!((archived.archived.objects, archived.archived.bytes), (1, 5));
     }
 
     #[test]

@@ -124,6 +124,16 @@ pub async fn read(
     Ok((loc, rows))
 }
 
+/// Where a report's result files are (for links to them).
+pub async fn result_files(loc: &Location, aws: &AwsOptions) -> anyhow::Result<Vec<String>> {
+    let s3 = aws.s3().await;
+    let m = ReportManifest::parse(&loc.read(&s3).await?, &loc.to_string())?;
+    Ok(m.results
+        .iter()
+        .map(|f| result_location(loc, f).to_string())
+        .collect())
+}
+
 fn histogram(items: impl Iterator<Item = String>) -> Vec<(String, u64)> {
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
     for i in items {

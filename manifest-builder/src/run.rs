@@ -42,6 +42,8 @@ pub struct RunRequest {
     pub interval: Option<f64>,
     /// Give up waiting after this many seconds (the job goes on).
     pub timeout: Option<f64>,
+    /// Run `doctor`'s checks first and refuse on a failure.
+    pub doctor: bool,
 }
 
 impl Default for RunRequest {
@@ -58,6 +60,7 @@ impl Default for RunRequest {
             priority: job.priority,
             interval: None,
             timeout: None,
+            doctor: true,
         }
     }
 }
@@ -99,6 +102,30 @@ pub async fn run(
     started: std::time::Instant,
 ) -> anyhow::Result<RunOutcome> {
     let (aws, jobs) = (&target.aws, &target.jobs);
+    if args.doctor {
+        let req = crate::doctor::DoctorRequest {
+            bucket: args.selection.bucket.clone().unwrap_or_default(),
+            prefix: args.selection.prefix.clone(),
+            dest_bucket: crate::doctor::dest_bucket(&args.user_args),
+            function_arn: (!args.local).then(|| args.function_arn.clone()).flatten(),
+            role_arn: (!args.local).then(|| args.role_arn.clone()).flatten(),
+            // Where the job's report will go: given, or `reports` beside the manifest.
+            report: args
+                .report
+                .clone()
+                .or_else(|| args.selection.output.as_ref().map(|o| o.sibling("reports")))
+                .or_else(|| {
+                    let bucket = args.selection.bucket.clone().filter(|_| args.local)?;
+                    Some(Location::S3 {
+                        bucket,
+                        key: "batch-operations/manifests/reports".into(),
+                    })
+                }),
+            local: args.local,
+            ..Default::default()
+        };
+        crate::doctor::preflight(&req, aws, jobs).await?;
+    }
     let mut select = args.selection.clone();
     let fingerprint = fingerprint(args, chrono::Utc::now().date_naive())?;
     let given = select.output.is_some();
@@ -232,6 +259,8 @@ pub async fn run(
             schema_version: args.schema_version.clone(),
             priority: args.priority,
             description: Some(format!("shrink {} recordings", outcome.selected)),
+            // `run` ran the checks before selecting.
+            doctor: false,
             ..JobSpec::default()
         };
         let submitted = job::submit(&submit, jobs, aws).await?;

@@ -293,6 +293,8 @@ async fn submit_window(
         report: Some(cfg.report.clone()),
         user_args: cfg.user_args.clone(),
         description: Some(description.chars().take(256).collect()),
+        // The weekly run's stack was checked when deployed; its role has no IAM read rights.
+        doctor: false,
         ..JobSpec::default()
     };
     let submitted = job::submit(&submit, &jobs_for(cfg, jobs), aws).await?;

@@ -3,6 +3,7 @@
 //! as JSON with `--json`.
 
 mod check;
+mod doctor;
 mod estimate;
 mod global;
 mod manifest;
@@ -102,6 +103,13 @@ pub enum Command {
         /// Write the failed tasks here as a manifest (s3://... or a local path).
         #[arg(long)]
         retry_manifest: Option<Location>,
+        /// Also write the report as one self-contained HTML page (totals, outcomes, failure
+        /// reasons, processing time per recording-minute, links to the files).
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+        /// A job of the local engine (with --embedded-s3: the demo's or run's store).
+        #[command(flatten)]
+        local: LocalArgs,
     },
     /// Check a finished job against the originals: each conversion is converted again from the
     /// original version it names and compared byte for byte, with its tags, metadata and
@@ -153,6 +161,10 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Before a job: whether its savings will be real and its tasks can succeed (versioning,
+    /// lifecycle, Object Lock, encryption and KMS, the function, the job role, the report
+    /// bucket, replication, archive classes). Exit 0: all pass; 1: warnings; 2: a failure.
+    Doctor(Box<doctor::DoctorArgs>),
     /// Storage and processing cost over the years, before and after, month by month.
     ///
     /// From assumptions (--minutes-per-month ...) or measured inputs (--from-summary of a
@@ -172,6 +184,13 @@ pub enum Command {
         /// Monthly rows as CSV on stdout.
         #[arg(long)]
         csv: bool,
+        /// Also draw the chart (cost per month before and after, storage and processing apart,
+        /// break-even, totals) as an SVG file.
+        #[arg(long, value_name = "FILE")]
+        svg: Option<PathBuf>,
+        /// Also write a self-contained HTML page with the chart and the yearly table.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
     },
     /// The main job in one command: select, write the manifest, submit, follow, report.
     ///
@@ -297,7 +316,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Report {
             what,
             retry_manifest,
+            html,
+            local,
         } => {
+            let (target, _pieces) = local_target(&local, aws, jobs).await?;
+            let (aws, jobs) = (&target.aws, &target.jobs);
             let (loc, rows) = report::read(&what, jobs, aws).await?;
             let summary = report::summarise(&loc, &rows);
             if let Some(out) = retry_manifest {
@@ -305,6 +328,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 out.write(&aws.s3().await, text.into_bytes(), "text/csv")
                     .await?;
                 eprintln!("retry manifest: {out} ({} tasks)", summary.failed);
+            }
+            if let Some(path) = html {
+                let page = mb::pictures::report_html(
+                    &format!("Completion report: {what}"),
+                    &summary,
+                    &rows,
+                    &report::result_files(&loc, aws).await.unwrap_or_default(),
+                    &mb::estimate::Prices::default(),
+                );
+                std::fs::write(&path, page)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                eprintln!("report page: {}", path.display());
             }
             print(json, &summary, report::print)?;
         }
@@ -372,6 +407,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             years,
             from_summary,
             csv,
+            svg,
+            html,
         } => {
             let (mut workload, prices) = (Workload::from(&workload), Prices::from(&prices));
             if let Some(loc) = from_summary {
@@ -389,11 +426,56 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 );
             }
             let e = mb::estimate::project(&workload, &prices, years.clamp(1, 50) * 12);
+            if let Some(path) = &svg {
+                std::fs::write(path, mb::pictures::estimate_svg(&e))
+                    .with_context(|| format!("writing {}", path.display()))?;
+                eprintln!("chart: {}", path.display());
+            }
+            if let Some(path) = &html {
+                std::fs::write(path, mb::pictures::estimate_html(&e))
+                    .with_context(|| format!("writing {}", path.display()))?;
+                eprintln!("page: {}", path.display());
+            }
             if csv {
                 print!("{}", mb::estimate::csv(&e));
             } else {
                 print(json, &e, |e| print!("{}", mb::estimate::table(e)))?;
             }
+        }
+        Command::Doctor(args) => {
+            let mut req = mb::doctor::DoctorRequest::from(&*args);
+            let (target, _pieces) = local_target(&args.local, aws, jobs).await?;
+            let mut listing_failed = None;
+            if let Some(m) = &req.manifest
+                && let Some((facts, source)) =
+                    mb::doctor::facts_of_manifest(m, &target.aws.s3().await).await
+            {
+                req.facts = Some(facts);
+                if let (true, Some((bucket, prefix))) = (req.bucket.is_empty(), source) {
+                    (req.bucket, req.prefix) = (bucket, prefix);
+                }
+            }
+            if req.facts.is_none()
+                && !args.no_selection
+                && (args.select.bucket.is_some() || args.select.inventory.is_some())
+            {
+                match mb::doctor::facts_of_selection(&Selection::from(&args.select), &target.aws)
+                    .await
+                {
+                    Ok(f) => req.facts = Some(f),
+                    Err(e) => listing_failed = Some(mb::aws::explain(&e)),
+                }
+            }
+            let mut d = mb::doctor::diagnose(&req, &target.aws, &target.jobs).await;
+            if let Some(e) = listing_failed {
+                d.push(mb::doctor::Check::warn(
+                    "selection",
+                    format!("the selection could not be listed, so its checks were left out: {e}"),
+                    "check --bucket, --prefix and s3:ListBucket (s3:ListBucketVersions)",
+                ));
+            }
+            print(json, &d, mb::doctor::print)?;
+            return Ok(std::process::ExitCode::from(d.exit));
         }
         Command::Confirm { job_id } => {
             let status = job::set_status(&job_id, "Ready", None, jobs, aws).await?;

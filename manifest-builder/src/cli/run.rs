@@ -90,6 +90,9 @@ pub struct RunArgs {
     /// Give up waiting after this many seconds (the job goes on).
     #[arg(long)]
     pub timeout: Option<f64>,
+    /// Submit without running `doctor`'s checks first.
+    #[arg(long)]
+    pub skip_doctor: bool,
 }
 
 impl From<&RunArgs> for RunRequest {
@@ -105,6 +108,7 @@ impl From<&RunArgs> for RunRequest {
             priority: a.operation.priority,
             interval: a.interval,
             timeout: a.timeout,
+            doctor: !a.skip_doctor,
         }
     }
 }

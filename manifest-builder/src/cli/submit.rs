@@ -97,6 +97,9 @@ pub struct SubmitArgs {
     /// Print the request, submit nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Submit without running `doctor`'s checks first.
+    #[arg(long)]
+    pub skip_doctor: bool,
 }
 
 impl From<&SubmitArgs> for JobSpec {
@@ -128,6 +131,7 @@ impl From<&SubmitArgs> for JobSpec {
             tags: a.tags.clone(),
             confirmation_required: a.confirmation_required,
             dry_run: a.dry_run,
+            doctor: !a.skip_doctor,
         }
     }
 }

@@ -25,6 +25,14 @@ pub struct JobOptions {
 }
 
 impl JobOptions {
+    /// The account the jobs belong to (given, or STS GetCallerIdentity).
+    pub async fn account(&self, aws: &AwsOptions) -> anyhow::Result<String> {
+        match &self.account_id {
+            Some(a) => Ok(a.clone()),
+            None => control::caller_account(&aws.config().await).await,
+        }
+    }
+
     /// The S3 Control client and the account the jobs belong to.
     pub async fn client_and_account(
         &self,
@@ -102,6 +110,8 @@ pub struct JobSpec {
     pub confirmation_required: bool,
     /// Build and check the request, submit nothing.
     pub dry_run: bool,
+    /// Run `doctor`'s checks first and refuse on a failure (not on a dry run).
+    pub doctor: bool,
 }
 
 /// Storage classes the manifest generator takes by default.
@@ -138,8 +148,43 @@ impl Default for JobSpec {
             tags: Vec::new(),
             confirmation_required: false,
             dry_run: false,
+            doctor: true,
         }
     }
+}
+
+/// `doctor`'s checks for a job about to be submitted: the bucket and prefix from the manifest's
+/// summary (or the generator's source), the function and role unless the job goes to a local
+/// engine (a custom S3 Control endpoint), which invokes the handler itself.
+async fn preflight(
+    args: &JobSpec,
+    opts: &JobOptions,
+    aws: &AwsOptions,
+    s3: &aws_sdk_s3::Client,
+) -> anyhow::Result<()> {
+    use crate::doctor;
+    let local = opts.s3control_endpoint_url.is_some();
+    let mut req = doctor::DoctorRequest {
+        dest_bucket: doctor::dest_bucket(&args.user_args),
+        function_arn: (!local).then(|| args.function_arn.clone()),
+        role_arn: (!local).then(|| args.role_arn.clone()),
+        manifest: args.manifest.clone(),
+        report: args.report.clone(),
+        local,
+        ..Default::default()
+    };
+    if args.generate {
+        req.bucket = args.source_bucket.clone().unwrap_or_default();
+        req.prefix = args.source_prefix.clone().unwrap_or_default();
+    } else if let Some(m) = &args.manifest
+        && let Some((facts, source)) = doctor::facts_of_manifest(m, s3).await
+    {
+        req.facts = Some(facts);
+        if let Some((bucket, prefix)) = source {
+            (req.bucket, req.prefix) = (bucket, prefix);
+        }
+    }
+    doctor::preflight(&req, aws, opts).await.map(|_| ())
 }
 
 /// What `submit` prints.
@@ -372,6 +417,9 @@ pub async fn submit(
 ) -> anyhow::Result<Submitted> {
     args.check()?;
     let s3 = aws.s3().await;
+    if args.doctor && !args.dry_run {
+        preflight(args, opts, aws, &s3).await?;
+    }
     let (manifest, manifest_generator) = if args.generate {
         (None, Some(generator(args)?))
     } else {

@@ -69,6 +69,18 @@ impl Default for Filter {
 impl Filter {
     /// Whether `r` is selected.
     pub fn accepts(&self, r: &Recording) -> bool {
+        self.accepts_but_class(r) && self.class_ok(r)
+    }
+
+    /// Whether `r` would be selected but for its archive class (GLACIER, DEEP_ARCHIVE): what
+    /// `doctor` reports as needing a restore first.
+    pub fn archived(&self, r: &Recording) -> bool {
+        crate::manifest::ARCHIVE_CLASSES.contains(&r.storage_class.as_str())
+            && !self.class_ok(r)
+            && self.accepts_but_class(r)
+    }
+
+    fn accepts_but_class(&self, r: &Recording) -> bool {
         if let Some(suffix) = &self.suffix
             && !(r.key.len() >= suffix.len()
                 && r.key.is_char_boundary(r.key.len() - suffix.len())
@@ -88,6 +100,10 @@ impl Filter {
             (None, Some(_), _) | (None, _, Some(_)) => return false,
             _ => {}
         }
+        true
+    }
+
+    fn class_ok(&self, r: &Recording) -> bool {
         let class = r.storage_class.as_str();
         if !self.classes.is_empty() && !self.classes.iter().any(|c| c.eq_ignore_ascii_case(class)) {
             return false;

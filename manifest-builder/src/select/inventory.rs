@@ -242,6 +242,8 @@ fn scan_rows(
         if filter.accepts(&r) {
             manifest::write_row(&mut out, &r, Some(&record[cols.key]))?;
             summary.add(&r);
+        } else if filter.archived(&r) {
+            summary.add_archived(&r);
         }
     }
     out.flush()?;
@@ -393,6 +395,8 @@ pub fn scan_columnar(
             if filter.accepts(&r) {
                 out.write_all(manifest::row(&r).as_bytes())?;
                 summary.add(&r);
+            } else if filter.archived(&r) {
+                summary.add_archived(&r);
             }
         }
         rows += batch.num_rows() as u64;

@@ -251,8 +251,11 @@ async fn select_and_write(
     while let Some(batch) = batches.next().await {
         let batch = batch?;
         scanned += batch.len() as u64;
-        let mut selected: Vec<Recording> =
-            batch.into_iter().filter(|r| filter.accepts(r)).collect();
+        let (mut selected, rest): (Vec<Recording>, Vec<Recording>) =
+            batch.into_iter().partition(|r| filter.accepts(r));
+        for r in rest.iter().filter(|r| filter.archived(r)) {
+            writer.summary.add_archived(r);
+        }
         if args.check_tags {
             selected = without_tag(s3, selected, tag_key, tag_value).await?;
         }

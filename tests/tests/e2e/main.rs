@@ -5,12 +5,14 @@
 mod audit;
 mod cli;
 mod deploy;
+mod doctor;
 mod engine;
 mod faults;
 pub mod lambda_protocol;
 mod load;
 mod manifest_listing;
 mod memory;
+mod pictures;
 mod reference_tools;
 mod s3_semantics;
 mod s3_task;

@@ -333,6 +333,8 @@ async fn submit_follow_confirm_cancel_through_s3control() {
             "downmix=sum",
             "--description",
             "weekly shrink",
+            // The stub's jobs never run; doctor's checks have their own tests (doctor.rs).
+            "--skip-doctor",
         ]);
         c.args(extra);
         c
@@ -598,6 +600,7 @@ async fn submit_follow_confirm_cancel_through_s3control() {
     let creates = stub.lock().unwrap().creates;
     let (_, err) = fails(mb(&endpoint, &control).args([
         "submit",
+        "--skip-doctor",
         "--manifest",
         &manifest,
         "--function-arn",
@@ -613,6 +616,7 @@ async fn submit_follow_confirm_cancel_through_s3control() {
     );
     let (_, err) = fails(mb(&endpoint, &control).args([
         "submit",
+        "--skip-doctor",
         "--manifest",
         &manifest,
         "--function-arn",
@@ -628,6 +632,7 @@ async fn submit_follow_confirm_cancel_through_s3control() {
     let mut c = mb(&endpoint, &control);
     c.args([
         "submit",
+        "--skip-doctor",
         "--manifest",
         &manifest,
         "--function-arn",
@@ -656,6 +661,7 @@ async fn submit_follow_confirm_cancel_through_s3control() {
     assert!(err.contains("changed since it was written"), "{err}");
     let (_, err) = fails(mb(&endpoint, &control).args([
         "submit",
+        "--skip-doctor",
         "--manifest",
         &format!("s3://{bucket}/missing.csv"),
         "--function-arn",
@@ -674,6 +680,7 @@ async fn submit_follow_confirm_cancel_through_s3control() {
     let generated: Value = serde_json::from_str(&ok(mb(&endpoint, &control).args([
         "--json",
         "submit",
+        "--skip-doctor",
         "--generate",
         "--source-bucket",
         &bucket,
@@ -721,6 +728,7 @@ async fn submit_follow_confirm_cancel_through_s3control() {
     let inv: Value = serde_json::from_str(&ok(mb(&endpoint, &control).args([
         "--json",
         "submit",
+        "--skip-doctor",
         "--inventory",
         &format!("s3://{bucket}/inv/manifest.json"),
         "--function-arn",
