@@ -131,15 +131,21 @@ fn read_u8(b: &[u8]) -> i16 {
 fn read_s16(b: &[u8]) -> i16 {
     i16::from_le_bytes([b[0], b[1]])
 }
+/// Wider samples are reduced to 16 bits to the nearest step (ties toward +∞), saturating at
+/// the top: truncation would bias every sample down by half a step.
+fn round_shift(v: i64, shift: u32) -> i16 {
+    ((v + (1 << (shift - 1))) >> shift).clamp(-32768, 32767) as i16
+}
 fn read_s24(b: &[u8]) -> i16 {
-    i16::from_le_bytes([b[1], b[2]])
+    round_shift(i64::from(i32::from_le_bytes([0, b[0], b[1], b[2]]) >> 8), 8)
 }
 fn read_s32(b: &[u8]) -> i16 {
-    i16::from_le_bytes([b[2], b[3]])
+    round_shift(i64::from(i32::from_le_bytes([b[0], b[1], b[2], b[3]])), 16)
 }
 fn read_f32(b: &[u8]) -> i16 {
-    // `as` saturates and maps NaN to 0.
-    (f32::from_le_bytes([b[0], b[1], b[2], b[3]]) * 32768.0).floor() as i16
+    // Nearest step, ties toward +∞ as for integers; `as` saturates (±1.0 and beyond, ±inf)
+    // and maps NaN to 0.
+    (f32::from_le_bytes([b[0], b[1], b[2], b[3]]) * 32768.0 + 0.5).floor() as i16
 }
 
 fn sample_reader(format: &Format) -> SampleReader {
@@ -454,6 +460,36 @@ impl Transcoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wider_samples_round_to_the_nearest_step_and_saturate() {
+        let s24 = |v: i32| read_s24(&v.to_le_bytes()[..3]);
+        assert_eq!(s24(0x000080), 1, "half a step rounds up");
+        assert_eq!(s24(0x00007F), 0);
+        assert_eq!(s24(-0x81), -1);
+        assert_eq!(s24(-0x80), 0, "ties toward +inf");
+        assert_eq!(s24(0x7FFFFF), 32767, "saturates instead of wrapping");
+        assert_eq!(s24(-0x800000), -32768);
+        let s32 = |v: i32| read_s32(&v.to_le_bytes());
+        assert_eq!(s32(0x8000), 1);
+        assert_eq!(s32(0x7FFF), 0);
+        assert_eq!(s32(i32::MAX), 32767);
+        assert_eq!(s32(i32::MIN), -32768);
+        let f = |v: f32| read_f32(&v.to_le_bytes());
+        assert_eq!(f(0.5 / 32768.0), 1);
+        assert_eq!(f(0.49 / 32768.0), 0);
+        assert_eq!(f(-0.51 / 32768.0), -1);
+        assert_eq!(f(1.0), 32767);
+        assert_eq!(f(-1.0), -32768);
+        assert_eq!(f(f32::INFINITY), 32767);
+        assert_eq!(f(f32::NAN), 0);
+        for v in (-0x800000..0x800000).step_by(997) {
+            let want = ((f64::from(v) / 256.0) + 0.5)
+                .floor()
+                .clamp(-32768.0, 32767.0) as i16;
+            assert_eq!(s24(v), want, "{v}");
+        }
+    }
 
     fn wav(channels: u16, bits: u16, tag: u16, data: &[u8]) -> Vec<u8> {
         let align = channels * bits / 8;

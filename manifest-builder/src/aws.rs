@@ -49,6 +49,19 @@ impl AwsOptions {
         loader.load().await
     }
 
+    /// The shared configuration for another service (Lambda, IAM, STS) that `doctor` asks: with a
+    /// custom `--endpoint-url` (moto, LocalStack: one port for every service) its calls go there
+    /// too, unless `AWS_ENDPOINT_URL_<SERVICE>` names that service's own endpoint.
+    pub async fn service_config(&self, service_env: &str) -> aws_config::SdkConfig {
+        let shared = self.config().await;
+        let own = std::env::var_os(format!("AWS_ENDPOINT_URL_{service_env}"))
+            .is_some_and(|v| !v.is_empty());
+        match &self.endpoint_url {
+            Some(url) if !own => shared.into_builder().endpoint_url(url).build(),
+            _ => shared,
+        }
+    }
+
     /// An S3 client (path-style with a custom endpoint).
     pub async fn s3(&self) -> aws_sdk_s3::Client {
         let shared = self.config().await;

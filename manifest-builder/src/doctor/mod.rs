@@ -211,13 +211,16 @@ impl Diagnosis {
 /// Runs every check that applies to `req`.
 pub async fn diagnose(req: &DoctorRequest, aws: &AwsOptions, jobs: &JobOptions) -> Diagnosis {
     let s3 = aws.s3().await;
-    let shared = aws.config().await;
-    let account = match jobs.account(aws).await {
-        Ok(a) => Some(a),
-        Err(e) => {
-            tracing::debug!("no account id: {e:#}");
-            None
-        }
+    let account = match &jobs.account_id {
+        Some(a) => Some(a.clone()),
+        None if req.local => None,
+        None => match crate::job::control::caller_account(&aws.service_config("STS").await).await {
+            Ok(a) => Some(a),
+            Err(e) => {
+                tracing::debug!("no account id: {e:#}");
+                None
+            }
+        },
     };
     let mut checks = Vec::new();
     // The function first: its environment says whether an unversioned overwrite is allowed,
@@ -239,7 +242,7 @@ pub async fn diagnose(req: &DoctorRequest, aws: &AwsOptions, jobs: &JobOptions) 
             None
         }
         (Some(arn), false) => {
-            let lambda = aws_sdk_lambda::Client::new(&shared);
+            let lambda = aws_sdk_lambda::Client::new(&aws.service_config("LAMBDA").await);
             let (found, mut more) = function::check(&lambda, arn, req).await;
             checks.append(&mut more);
             found
@@ -260,7 +263,7 @@ pub async fn diagnose(req: &DoctorRequest, aws: &AwsOptions, jobs: &JobOptions) 
     }
     checks.push(bucket::report_bucket(&s3, req, account.as_deref()).await);
     if !req.local {
-        let iam_client = aws_sdk_iam::Client::new(&shared);
+        let iam_client = aws_sdk_iam::Client::new(&aws.service_config("IAM").await);
         if let Some(role) = &req.role_arn {
             checks.extend(iam::job_role(&iam_client, role, req).await);
         } else {

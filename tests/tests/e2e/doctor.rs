@@ -1,4 +1,4 @@
-//! `doctor` against moto's S3, Lambda and IAM (one endpoint, `AWS_ENDPOINT_URL`), each check's
+//! `doctor` against moto's S3, Lambda and IAM (one endpoint: `--endpoint-url`), each check's
 //! pass and its failure: a healthy setup passes everything; versioning off, no lifecycle rule, a
 //! rule on another prefix, Object Lock with retention, SSE-KMS recordings whose key the handler
 //! role may not use, a missing function, a role without the Batch Operations trust, recordings in
@@ -115,8 +115,9 @@ type Checks = BTreeMap<String, (String, String)>;
 
 impl Doctor<'_> {
     fn run(&self, args: &[&str]) -> (i32, Checks, Value) {
+        // One endpoint for S3, Lambda, IAM and STS, as moto serves them.
         let out = aws_command(self.bin)
-            .env("AWS_ENDPOINT_URL", self.endpoint)
+            .args(["--endpoint-url", self.endpoint])
             .args(["--json", "doctor", "--min-size", "1000"])
             .args(args)
             .output()
