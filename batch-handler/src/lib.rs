@@ -12,7 +12,9 @@
 //! 7. [`handler::Handler`] answers every task of the invocation, before the Lambda deadline.
 
 pub mod client;
+pub mod decode;
 pub mod file;
+pub mod flac;
 pub mod g711;
 pub mod handler;
 pub mod outcome;

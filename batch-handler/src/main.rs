@@ -26,20 +26,28 @@ struct Cli {
 enum Command {
     /// Convert a local WAV with exactly the code the Lambda runs.
     Transcode {
-        /// Input WAV (PCM 8/16/24/32-bit or float, mono or stereo, 8000 Hz).
+        /// Input WAV (PCM 8/16/24/32-bit or float, mono or stereo; 8000 Hz for G.711).
         input: PathBuf,
         /// Output WAV; written to a temporary name and renamed when complete.
         output: PathBuf,
         /// average | sum | left | right | stereo.
         #[arg(long, default_value = "average")]
         downmix: Downmix,
-        /// alaw | mulaw.
+        /// alaw | mulaw | flac (lossless; any input rate kept).
         #[arg(long, default_value = "alaw")]
-        codec: Codec,
+        codec: String,
         /// Flush the output to disk before renaming it into place (what a script that deletes
         /// the input afterwards wants; ffmpeg and sox do not sync).
         #[arg(long)]
         sync: bool,
+    },
+    /// Decode one of our outputs (G.711 WAV or FLAC) back to 16-bit PCM WAV, for players and
+    /// tools that need PCM; streaming, any length.
+    Decode {
+        /// The converted recording.
+        input: PathBuf,
+        /// PCM16 WAV; written to a temporary name and renamed when complete.
+        output: PathBuf,
     },
     /// Process one S3 Batch Operations invocation event against S3 and print the response JSON.
     ///
@@ -107,7 +115,18 @@ fn main() -> ExitCode {
             downmix,
             codec,
             sync,
-        } => transcode_file(&input, &output, Options { codec, downmix }, sync),
+        } if codec.eq_ignore_ascii_case("flac") => flac_file(&input, &output, downmix, sync),
+        Command::Transcode {
+            input,
+            output,
+            downmix,
+            codec,
+            sync,
+        } => match codec.parse::<Codec>() {
+            Ok(codec) => transcode_file(&input, &output, Options { codec, downmix }, sync),
+            Err(e) => Err(anyhow::anyhow!("--codec: {e}; or flac")),
+        },
+        Command::Decode { input, output } => decode_file(&input, &output),
         Command::Invoke {
             event,
             endpoint_url,
@@ -247,6 +266,99 @@ fn invoke(
         serde_json::to_value(handler.handle(&value, deadline).await).expect("response serialises")
     });
     println!("{}", serde_json::to_string_pretty(&output)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `decode`: the input expanded to PCM16 WAV in a temporary file, renamed into place.
+fn decode_file(input: &Path, output: &Path) -> anyhow::Result<ExitCode> {
+    let file =
+        std::fs::File::open(input).with_context(|| format!("opening {}", input.display()))?;
+    let len = file.metadata()?.len();
+    let tmp = output.with_extension("partial");
+    let writer =
+        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    match batch_handler::decode::decode(
+        std::io::BufReader::new(file),
+        len,
+        std::io::BufWriter::new(writer),
+    ) {
+        Ok(d) => {
+            std::fs::rename(&tmp, output)
+                .with_context(|| format!("renaming {} to {}", tmp.display(), output.display()))?;
+            eprintln!(
+                "{} -> {}: {} {} Hz {}ch -> pcm_s16le, {} frames",
+                input.display(),
+                output.display(),
+                d.from,
+                d.sample_rate,
+                d.channels,
+                d.frames
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            bail!("{}: {e}", input.display())
+        }
+    }
+}
+
+/// `transcode --codec flac`: the input streamed through the FLAC encoder into a temporary file,
+/// renamed into place when complete.
+fn flac_file(
+    input: &Path,
+    output: &Path,
+    downmix: Downmix,
+    sync: bool,
+) -> anyhow::Result<ExitCode> {
+    let started = std::time::Instant::now();
+    let file =
+        std::fs::File::open(input).with_context(|| format!("opening {}", input.display()))?;
+    let len = file.metadata()?.len();
+    let tmp = output.with_extension("partial");
+    let writer =
+        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    let result = batch_handler::flac::encode_wav(
+        std::io::BufReader::new(file),
+        len,
+        std::io::BufWriter::new(writer),
+        downmix,
+    );
+    let (done, writer) = match result {
+        Ok(ok) => ok,
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            if let batch_handler::flac::EncodeError::Transcode(TranscodeError::AlreadyEncoded {
+                ..
+            }) = e
+            {
+                eprintln!("{}: {e}; nothing written", input.display());
+                return Ok(ExitCode::from(EXIT_ALREADY_CONVERTED));
+            }
+            bail!("{}: {e}", input.display());
+        }
+    };
+    let file = writer
+        .into_inner()
+        .map_err(|e| anyhow::anyhow!("writing {}: {}", tmp.display(), e.error()))?;
+    if sync {
+        file.sync_data()
+            .with_context(|| format!("syncing {}", tmp.display()))?;
+    }
+    std::fs::rename(&tmp, output)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), output.display()))?;
+    eprintln!(
+        "{} -> {}: {} -> flac {} Hz {}ch, {} frames, {} -> {} bytes in {:.3} s",
+        input.display(),
+        output.display(),
+        done.input.describe(),
+        done.input.sample_rate,
+        done.channels,
+        done.frames,
+        len,
+        done.len,
+        started.elapsed().as_secs_f64()
+    );
     Ok(ExitCode::SUCCESS)
 }
 

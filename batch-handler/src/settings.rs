@@ -23,11 +23,33 @@ pub enum Target {
     },
 }
 
+/// Which encoder a conversion goes through.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Encoding {
+    /// G.711 in WAV, streamed straight into the PUT (the law is `options.codec`).
+    #[default]
+    G711,
+    /// FLAC, lossless, any input rate kept: encoded into a spool file, then one PUT of it.
+    Flac,
+}
+
+impl Encoding {
+    /// MIME type of the written object.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Encoding::G711 => "audio/wav",
+            Encoding::Flac => "audio/flac",
+        }
+    }
+}
+
 /// Effective settings for the tasks of one invocation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     /// Codec and downmix.
     pub options: Options,
+    /// G.711 (the law in `options`) or FLAC: the `codec` setting.
+    pub encoding: Encoding,
     /// Storage class of the written object.
     pub storage_class: StorageClass,
     /// Tag that marks a converted recording (and makes later runs skip it).
@@ -51,6 +73,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             options: Options::default(),
+            encoding: Encoding::G711,
             storage_class: StorageClass::GlacierIr,
             tag_key: "converted".into(),
             tag_value: "true".into(),
@@ -200,7 +223,11 @@ impl Settings {
     fn apply(&mut self, knob: &Knob, value: &str) -> Result<(), String> {
         let v = value.trim();
         match knob.env {
-            "CODEC" => self.options.codec = v.parse::<Codec>()?,
+            "CODEC" if v.eq_ignore_ascii_case("flac") => self.encoding = Encoding::Flac,
+            "CODEC" => {
+                self.options.codec = v.parse::<Codec>().map_err(|e| format!("{e}; or flac"))?;
+                self.encoding = Encoding::G711;
+            }
             "DOWNMIX" => self.options.downmix = v.parse::<Downmix>()?,
             "STORAGE_CLASS" => self.storage_class = parse_storage_class(v)?,
             "CONVERTED_TAG_KEY" => {
@@ -266,6 +293,14 @@ impl Settings {
         Ok(())
     }
 
+    /// The output codec's name: `alaw`, `mulaw` or `flac`.
+    pub fn codec_name(&self) -> &'static str {
+        match self.encoding {
+            Encoding::G711 => self.options.codec.name(),
+            Encoding::Flac => "flac",
+        }
+    }
+
     /// The settings as shown by `invoke --dry-run` and in logs.
     pub fn describe(&self) -> serde_json::Value {
         let target = match &self.target {
@@ -276,7 +311,7 @@ impl Settings {
             }),
         };
         serde_json::json!({
-            "codec": self.options.codec.name(),
+            "codec": self.codec_name(),
             "downmix": self.options.downmix.name(),
             "storageClass": self.storage_class.as_str(),
             "tag": format!("{}={}", self.tag_key, self.tag_value),

@@ -19,7 +19,7 @@ use bytes::Bytes;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::outcome::{Outcome, Summary, classify};
-use crate::settings::{Settings, Target};
+use crate::settings::{Encoding, Settings, Target};
 use crate::transcode::{Plan, TranscodeError, Transcoder};
 use crate::upload::{BodySender, ChannelBody};
 use batch_contract::event::Task;
@@ -202,6 +202,9 @@ async fn convert(
         Carried::Tags(tags) => tags,
         Carried::Converted(skip) => return Ok(skip),
     };
+    if settings.encoding == Encoding::Flac {
+        return convert_spooled(ctx, settings, task, marker, output, original, body, &tags).await;
+    }
     // 3. Read up to the first audio byte: then the output length is known.
     let (plan, body, transcoder, first) = match read_plan(body, settings, original.size).await? {
         Planned::Plan(p) => *p,
@@ -217,15 +220,23 @@ async fn convert(
         ));
     }
     let (tx, channel_body) = ChannelBody::new(plan.output_len, CHANNEL_DEPTH);
+    let shape = Shape {
+        input_format: plan.input.format.describe(),
+        codec: plan.options.codec.name(),
+        downmix: plan.options.downmix.name(),
+        seconds: plan.seconds(),
+        len: plan.output_len,
+        content_type: Encoding::G711.content_type(),
+    };
     let put = build_put(
         ctx,
         settings,
         &output,
         &original,
-        &plan,
+        &shape,
         &tags,
         marker,
-        channel_body,
+        ByteStream::from_body_1_x(channel_body),
     );
     let (pumped, written) =
         tokio::join!(pump(body, transcoder, first, tx, original.size), put.send());
@@ -409,6 +420,11 @@ async fn read_plan(
     loop {
         match body.next().await {
             Some(Ok(bytes)) => {
+                if received == 0
+                    && let Some(skip) = already_compressed(&bytes, size)
+                {
+                    return Ok(Planned::Skip(skip));
+                }
                 received += bytes.len() as u64;
                 match transcoder.feed(&bytes, &mut out) {
                     Ok(Some(plan)) => {
@@ -450,19 +466,29 @@ fn body_cut(e: &(dyn std::error::Error + 'static), received: u64, size: u64) -> 
     ))
 }
 
+/// What is written, for the PUT's headers and metadata.
+struct Shape {
+    input_format: String,
+    codec: &'static str,
+    downmix: &'static str,
+    seconds: f64,
+    len: u64,
+    content_type: &'static str,
+}
+
 #[allow(clippy::too_many_arguments)]
 fn build_put(
     ctx: &Context,
     settings: &Settings,
     output: &Output,
     original: &Original,
-    plan: &Plan,
+    shape: &Shape,
     tags: &[(String, String)],
     marker: &str,
-    body: ChannelBody,
+    body: ByteStream,
 ) -> aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder {
     let mut metadata = original.metadata.clone();
-    metadata.insert("original-format".into(), plan.input.format.describe());
+    metadata.insert("original-format".into(), shape.input_format.clone());
     metadata.insert("original-size".into(), original.size.to_string());
     if let Some(e) = &original.etag {
         metadata.insert("original-etag".into(), e.trim_matches('"').to_string());
@@ -476,20 +502,20 @@ fn build_put(
             "{}/{} {} {}",
             env!("CARGO_PKG_NAME"),
             env!("CARGO_PKG_VERSION"),
-            plan.options.codec.name(),
-            plan.options.downmix.name()
+            shape.codec,
+            shape.downmix
         ),
     );
     metadata.insert(TASK_METADATA.into(), marker_header(marker));
-    metadata.insert(DURATION_METADATA.into(), format!("{:.3}", plan.seconds()));
+    metadata.insert(DURATION_METADATA.into(), format!("{:.3}", shape.seconds));
     let mut put = ctx
         .s3
         .put_object()
         .bucket(&output.bucket)
         .key(&output.key)
-        .body(ByteStream::from_body_1_x(body))
-        .content_length(plan.output_len as i64)
-        .content_type("audio/wav")
+        .body(body)
+        .content_length(shape.len as i64)
+        .content_type(shape.content_type)
         .storage_class(settings.storage_class.clone())
         .set_metadata(Some(metadata))
         .tagging(tagging_header(tags))
@@ -761,6 +787,194 @@ async fn pump(
         send(&tx, &mut out, &mut crc).await?;
     }
     Ok(crc.finalize())
+}
+
+/// An object that is already one of our compressed outputs (FLAC, Ogg) is not converted again.
+fn already_compressed(first: &[u8], size: u64) -> Option<Summary> {
+    let (codec, what) = if crate::flac::is_flac(first) {
+        ("flac", "FLAC")
+    } else if first.starts_with(b"OggS") {
+        ("ogg", "Ogg")
+    } else {
+        return None;
+    };
+    Some(Summary {
+        codec: Some(codec.into()),
+        input_format: Some(what.into()),
+        ..Summary::skipped(
+            format!("already {codec} (a {what} stream, not a WAV)"),
+            size,
+        )
+    })
+}
+
+/// A file in the temporary folder, removed when dropped (a failed task leaves nothing behind).
+struct Spool {
+    path: std::path::PathBuf,
+}
+
+impl Spool {
+    fn create() -> std::io::Result<(Spool, std::fs::File)> {
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!(
+            "batch-handler-spool-{}-{n}.flac",
+            std::process::id()
+        ));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        Ok((Spool { path }, file))
+    }
+}
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn spool_error(e: impl std::fmt::Display) -> Outcome {
+    Outcome::Temporary(format!(
+        "encoding FLAC into the spool file ({}): {e}",
+        std::env::temp_dir().display()
+    ))
+}
+
+/// FLAC: the header read from the stream, the audio encoded block by block into a spool file as
+/// it arrives (memory: one block), then one conditional PUT of the file, its CRC32 compared with
+/// what S3 stored. A failure anywhere before the PUT commits nothing.
+#[allow(clippy::too_many_arguments)]
+async fn convert_spooled(
+    ctx: &Context,
+    settings: &Settings,
+    task: &Task,
+    marker: &str,
+    output: Output,
+    original: Original,
+    mut body: ByteStream,
+    tags: &[(String, String)],
+) -> Result<Summary, Outcome> {
+    use std::io::Read;
+    let size = original.size;
+    let downmix = settings.options.downmix;
+    let (spool, file) = Spool::create().map_err(spool_error)?;
+    let mut conv = crate::flac::WavToFlac::new(
+        size,
+        std::io::BufWriter::with_capacity(SEND_CHUNK, file),
+        downmix,
+    );
+    // The task's own result type, as every step of it returns.
+    #[allow(clippy::result_large_err)]
+    let failed = |e: crate::flac::EncodeError| match e {
+        crate::flac::EncodeError::Transcode(TranscodeError::AlreadyEncoded { codec, format }) => {
+            Ok(Summary {
+                codec: Some(codec.name().into()),
+                input_format: Some(format.clone()),
+                ..Summary::skipped(format!("already {} ({format})", codec.name()), size)
+            })
+        }
+        crate::flac::EncodeError::Transcode(t) => Err(Outcome::from_transcode(&t)),
+        crate::flac::EncodeError::Flac(f) => Err(spool_error(f)),
+    };
+    let mut received = 0u64;
+    let mut hooked = false;
+    while !conv.complete() {
+        match body.next().await {
+            Some(Ok(bytes)) => {
+                if received == 0
+                    && let Some(skip) = already_compressed(&bytes, size)
+                {
+                    return Ok(skip);
+                }
+                received += bytes.len() as u64;
+                if let Err(e) = conv.feed(&bytes) {
+                    return failed(e);
+                }
+            }
+            Some(Err(e)) => return Err(body_cut(&e, received, size)),
+            None => break,
+        }
+        if !hooked && conv.data().is_some() {
+            hooked = true;
+            if let Some(hook) = &ctx.hooks.before_write {
+                hook(task.clone()).await;
+            }
+            if output.in_place && original.etag.is_none() {
+                return Err(Outcome::Permanent(
+                    "the object has no ETag: it cannot be replaced conditionally".into(),
+                ));
+            }
+        }
+    }
+    drop(body);
+    let (done, writer) = match conv.finish() {
+        Ok(ok) => ok,
+        Err(e) => return failed(e),
+    };
+    let (data, format, len) = (done.data, done.input, done.len);
+    let mut file = writer.into_inner().map_err(|e| spool_error(e.error()))?;
+    // The CRC32 of exactly the bytes the PUT sends, to compare with what S3 stored.
+    let mut crc = crc32fast::Hasher::new();
+    {
+        use std::io::Seek;
+        file.seek(std::io::SeekFrom::Start(0))
+            .map_err(spool_error)?;
+        let mut buf = vec![0u8; SEND_CHUNK];
+        loop {
+            let n = file.read(&mut buf).map_err(spool_error)?;
+            if n == 0 {
+                break;
+            }
+            crc.update(&buf[..n]);
+        }
+    }
+    drop(file);
+    let seconds = data.frames() as f64 / f64::from(format.sample_rate);
+    let shape = Shape {
+        input_format: format.describe(),
+        codec: "flac",
+        downmix: downmix.name(),
+        seconds,
+        len,
+        content_type: Encoding::Flac.content_type(),
+    };
+    let stream = ByteStream::from_path(&spool.path)
+        .await
+        .map_err(spool_error)?;
+    let written = build_put(
+        ctx, settings, &output, &original, &shape, tags, marker, stream,
+    )
+    .send()
+    .await;
+    let written = interpret_write(
+        ctx,
+        task,
+        &output,
+        &original,
+        marker,
+        Ok(crc.finalize()),
+        written,
+    )
+    .await?;
+    drop(spool);
+    Ok(Summary {
+        action: crate::outcome::Action::Converted,
+        reason: None,
+        bytes_in: size,
+        bytes_out: len,
+        duration_seconds: (seconds * 1000.0).round() / 1000.0,
+        elapsed_seconds: 0.0,
+        output_key: output.key,
+        output_version_id: written.version_id().map(str::to_string),
+        codec: Some("flac".into()),
+        downmix: Some(downmix.name().into()),
+        input_format: Some(format.describe()),
+        dropped_bytes: data.partial_frame_bytes(),
+        missing_bytes: data.missing_bytes(),
+    })
 }
 
 #[cfg(test)]

@@ -291,6 +291,86 @@ pub fn convert_frames_into(
     written
 }
 
+/// Channels of the PCM output for `format` with `downmix`: two only when stereo is kept.
+pub fn output_channels(format: &Format, downmix: Downmix) -> u16 {
+    if format.channels == 2 && downmix == Downmix::Stereo {
+        2
+    } else {
+        1
+    }
+}
+
+/// Whole frames of `format` from `input` as 16-bit PCM (rounded, saturated), downmixed as
+/// [`convert_frames_into`] does, appended to `out` interleaved: what the FLAC encoder takes.
+pub fn pcm16_frames(input: &[u8], format: &Format, downmix: Downmix, out: &mut Vec<i16>) {
+    let align = usize::from(format.block_align);
+    let width = usize::from(format.bits / 8);
+    let read = sample_reader(format);
+    let keep = output_channels(format, downmix) == 2;
+    for f in input.chunks_exact(align) {
+        if format.channels == 1 {
+            out.push(read(&f[..width]));
+        } else if keep {
+            out.push(read(&f[..width]));
+            out.push(read(&f[width..2 * width]));
+        } else {
+            let (l, r) = (
+                i32::from(read(&f[..width])),
+                i32::from(read(&f[width..2 * width])),
+            );
+            out.push(mix(downmix, l, r));
+        }
+    }
+}
+
+/// The audio bytes of a data chunk, as they arrive in pieces of any size, turned into 16-bit
+/// PCM frames ([`pcm16_frames`]); a frame split between pieces is carried over, bytes past the
+/// chunk (trailing chunks) are ignored.
+#[derive(Debug)]
+pub struct PcmFrames {
+    format: Format,
+    downmix: Downmix,
+    left: u64,
+    carry: Vec<u8>,
+}
+
+impl PcmFrames {
+    /// For the whole frames of `data`.
+    pub fn new(data: &DataChunk, downmix: Downmix) -> Self {
+        PcmFrames {
+            format: data.format,
+            downmix,
+            left: data.frames() * u64::from(data.format.block_align),
+            carry: Vec::with_capacity(usize::from(data.format.block_align)),
+        }
+    }
+
+    /// Converts what of `piece` is audio, appending samples to `out`.
+    pub fn feed(&mut self, piece: &[u8], out: &mut Vec<i16>) {
+        let align = usize::from(self.format.block_align);
+        let take = (piece.len() as u64).min(self.left) as usize;
+        self.left -= take as u64;
+        let mut piece = &piece[..take];
+        if !self.carry.is_empty() {
+            let need = (align - self.carry.len()).min(piece.len());
+            self.carry.extend_from_slice(&piece[..need]);
+            piece = &piece[need..];
+            if self.carry.len() == align {
+                pcm16_frames(&self.carry, &self.format, self.downmix, out);
+                self.carry.clear();
+            }
+        }
+        let whole = piece.len() / align * align;
+        pcm16_frames(&piece[..whole], &self.format, self.downmix, out);
+        self.carry.extend_from_slice(&piece[whole..]);
+    }
+
+    /// Audio bytes still expected.
+    pub fn left(&self) -> u64 {
+        self.left
+    }
+}
+
 #[derive(Debug)]
 struct Body {
     plan: Plan,
@@ -379,6 +459,7 @@ impl Transcoder {
                 format: data.format.describe(),
             });
         }
+        wav::check_g711_rate(&data.format)?;
         let output_channels =
             if data.format.channels == 2 && self.options.downmix == Downmix::Stereo {
                 2

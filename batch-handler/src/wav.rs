@@ -388,12 +388,21 @@ fn parse_fmt(b: &[u8]) -> Result<Format, WavError> {
             "block align {block_align} does not match {channels} channel(s) of {bits} bits"
         )));
     }
-    if sample_rate != 8000 {
-        return Err(WavError::Unsupported(format!(
-            "sample rate {sample_rate} Hz (only 8000 Hz is converted; resampling is not supported)"
-        )));
+    if sample_rate == 0 {
+        return Err(WavError::BadFmt("sample rate 0 Hz".into()));
     }
     Ok(format)
+}
+
+/// G.711 carries 8 kHz only: another rate is refused for it (FLAC keeps any rate).
+pub fn check_g711_rate(format: &Format) -> Result<(), WavError> {
+    match format.sample_rate {
+        8000 => Ok(()),
+        rate => Err(WavError::Unsupported(format!(
+            "sample rate {rate} Hz (only 8000 Hz is converted to G.711; resampling is not \
+             supported: codec=flac keeps any rate)"
+        ))),
+    }
 }
 
 /// Total length of a G.711 WAV holding `frames` frames of `channels` channels, pad included.
@@ -608,7 +617,6 @@ mod tests {
             ),
             (pcm_header(2, 1, 8000, 4, 0), "MS ADPCM"),
             (pcm_header(0x55, 1, 8000, 0, 0), "MP3"),
-            (pcm_header(1, 2, 16000, 16, 0), "sample rate 16000 Hz"),
             (pcm_header(1, 6, 8000, 16, 0), "6 channels"),
             (pcm_header(1, 1, 8000, 12, 0), "12-bit PCM"),
             (pcm_header(3, 1, 8000, 64, 0), "64-bit float"),
@@ -625,6 +633,11 @@ mod tests {
             let err = read_all(&bytes, 4).unwrap_err().to_string();
             assert!(err.contains(expect), "{err:?} should contain {expect:?}");
         }
+        // Any rate is read (FLAC keeps it); G.711 refuses all but 8 kHz, by name.
+        let wide = read_all(&pcm_header(1, 2, 16000, 16, 0), 4).unwrap();
+        let err = check_g711_rate(&wide.1.format).unwrap_err().to_string();
+        assert!(err.contains("sample rate 16000 Hz"), "{err}");
+        assert!(read_all(&pcm_header(1, 2, 0, 16, 0), 4).is_err(), "0 Hz");
         let mut bad_align = pcm_header(1, 2, 8000, 16, 0);
         bad_align[32] = 3;
         let err = read_all(&bad_align, 64).unwrap_err().to_string();

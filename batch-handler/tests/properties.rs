@@ -99,8 +99,48 @@ fn transcode(input: &[u8], cuts: &[usize], options: Options) -> Result<Vec<u8>, 
     Ok(out)
 }
 
+/// The FLAC path over `input` fed in `cuts`-sized pieces: the FLAC bytes, or the reason.
+fn to_flac(input: &[u8], cuts: &[usize], downmix: Downmix) -> Result<Vec<u8>, String> {
+    let mut conv = batch_handler::flac::WavToFlac::new(
+        input.len() as u64,
+        std::io::Cursor::new(Vec::new()),
+        downmix,
+    );
+    let (mut at, mut i) = (0, 0);
+    while at < input.len() && !conv.complete() {
+        let n = cuts[i % cuts.len()].min(input.len() - at);
+        conv.feed(&input[at..at + n]).map_err(|e| e.to_string())?;
+        at += n;
+        i += 1;
+    }
+    conv.finish()
+        .map(|(_, out)| out.into_inner())
+        .map_err(|e| e.to_string())
+}
+
 proptest! {
     #![proptest_config(config(384))]
+
+    #[test]
+    fn any_wav_like_input_to_flac_is_encoded_and_decodes_back_or_is_refused(
+        input in wav_like(),
+        cuts in prop::collection::vec(1usize..97, 1..5),
+        downmix in downmix(),
+    ) {
+        let whole = to_flac(&input, &[input.len().max(1)], downmix);
+        let pieces = to_flac(&input, &cuts, downmix);
+        prop_assert_eq!(&whole, &pieces);
+        match whole {
+            Ok(flac) => {
+                // Whatever was encoded decodes, to a WAV whose frame count the FLAC announced.
+                let mut back = Vec::new();
+                let d = batch_handler::decode::decode(&flac[..], flac.len() as u64, &mut back)
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                prop_assert_eq!(back.len() as u64, 44 + d.frames * u64::from(d.channels) * 2);
+            }
+            Err(reason) => prop_assert!(!reason.is_empty()),
+        }
+    }
 
     #[test]
     fn any_bytes_end_in_a_result_or_a_reason(

@@ -33,6 +33,8 @@ pub struct DemoOptions {
     pub dir: Option<PathBuf>,
     /// Invocations in flight (default: cores × 4).
     pub task_concurrency: Option<usize>,
+    /// Job arguments for the handler (codec, downmix, ...).
+    pub user_args: Vec<(String, String)>,
 }
 
 impl Default for DemoOptions {
@@ -43,6 +45,7 @@ impl Default for DemoOptions {
             max_minutes: 4.0,
             dir: None,
             task_concurrency: None,
+            user_args: Vec::new(),
         }
     }
 }
@@ -295,6 +298,7 @@ pub async fn demo(args: &DemoOptions) -> anyhow::Result<RunOutcome> {
             ..Selection::default()
         },
         local: true,
+        user_args: args.user_args.clone(),
         ..RunRequest::default()
     };
     let job_started = Instant::now();

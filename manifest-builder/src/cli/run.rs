@@ -157,6 +157,9 @@ pub struct DemoArgs {
     /// Invocations in flight (default: cores × 4).
     #[arg(long)]
     pub task_concurrency: Option<usize>,
+    /// Job argument for the handler, repeatable (e.g. codec=flac, downmix=stereo).
+    #[arg(long = "user-arg", value_parser = super::check::user_arg)]
+    pub user_args: Vec<(String, String)>,
 }
 
 #[cfg(feature = "local")]
@@ -168,6 +171,7 @@ impl From<&DemoArgs> for DemoOptions {
             max_minutes: a.max_minutes,
             dir: a.dir.clone(),
             task_concurrency: a.task_concurrency,
+            user_args: a.user_args.clone(),
         }
     }
 }

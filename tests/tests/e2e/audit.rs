@@ -358,7 +358,20 @@ async fn verify_and_rollback_on_moto() {
 /// `verify` of its job exits 0, `rollback` restores every original, and `verify` then says so.
 #[test]
 fn the_demo_converts_in_place_and_its_job_verifies_and_rolls_back() {
-    let test = "audit_demo";
+    demo_verifies_and_rolls_back("audit_demo", &[]);
+}
+
+/// The same with `codec=flac downmix=stereo`: `verify` encodes each original to FLAC again and
+/// finds the same bytes.
+#[test]
+fn a_flac_demo_verifies_and_rolls_back() {
+    demo_verifies_and_rolls_back(
+        "audit_demo_flac",
+        &["--user-arg", "codec=flac", "--user-arg", "downmix=stereo"],
+    );
+}
+
+fn demo_verifies_and_rolls_back(test: &str, extra: &[&str]) {
     let Some(bin) = require_binary("manifest-builder", test) else {
         return;
     };
@@ -373,6 +386,7 @@ fn the_demo_converts_in_place_and_its_job_verifies_and_rolls_back() {
             "--max-minutes",
             "0.5",
         ])
+        .args(extra)
         .arg("--dir")
         .arg(&dir)
         .output()

@@ -211,3 +211,99 @@ fn encoder_is_byte_exact_with_cpython_audioop() {
         assert_eq!(theirs.len(), mine.len());
     }
 }
+
+/// `batch-handler transcode --codec flac` and `decode` against the reference tools: `flac -t`
+/// accepts the stream (its MD5 included), `flac -d` gives back the input's PCM, for mono and
+/// stereo, 8 and 16 kHz, and 24-bit input (rounded to 16 bits); `decode` of a FLAC equals
+/// `flac -d`, and `decode` of our A-law equals ffmpeg's decoding of it.
+#[test]
+fn flac_output_and_decode_match_the_reference_tools() {
+    let test = "flac_reference";
+    let Some(bin) = require_binary("batch-handler", test) else {
+        return;
+    };
+    if !tool("flac", test) || !tool("ffmpeg", test) {
+        return;
+    }
+    let pcm = connect_wav(4.0);
+    let input = scratch("flac-in.wav");
+    std::fs::write(&input, &pcm).unwrap();
+    let sixteen = scratch("flac-in16k.wav");
+    run(Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-i"])
+        .arg(&input)
+        .args(["-ar", "16000", "-c:a", "pcm_s24le"])
+        .arg(&sixteen));
+    for (src, downmix) in [
+        (&input, "stereo"),
+        (&input, "average"),
+        (&sixteen, "stereo"),
+    ] {
+        let flac = scratch(&format!("out-{downmix}.flac"));
+        run(Command::new(&bin)
+            .args(["transcode", "--codec", "flac", "--downmix", downmix])
+            .arg(src)
+            .arg(&flac));
+        run(Command::new("flac").args(["-t", "-s"]).arg(&flac));
+        let theirs = scratch(&format!("theirs-{downmix}.wav"));
+        run(Command::new("flac")
+            .args(["-d", "-f", "-s", "-o"])
+            .arg(&theirs)
+            .arg(&flac));
+        let mine = scratch(&format!("mine-{downmix}.wav"));
+        run(Command::new(&bin).arg("decode").arg(&flac).arg(&mine));
+        let (theirs, mine) = (
+            std::fs::read(&theirs).unwrap(),
+            std::fs::read(&mine).unwrap(),
+        );
+        assert_eq!(
+            theirs[44..],
+            mine[44..],
+            "decode equals flac -d ({downmix})"
+        );
+        // What the encoder was given: the input's PCM (ffmpeg rounds the 24-bit input to 16).
+        let want = scratch(&format!("want-{downmix}.raw"));
+        let ac = if downmix == "stereo" { "2" } else { "1" };
+        let mut ff = Command::new("ffmpeg");
+        ff.args(["-v", "error", "-y", "-i"]).arg(src);
+        if downmix == "average" {
+            // ffmpeg's -ac 1 is the same (L+R+1)>>1 average (checked by the G.711 tests).
+            ff.args(["-ac", ac]);
+        }
+        run(ff.args(["-f", "s16le"]).arg(&want));
+        let want = std::fs::read(&want).unwrap();
+        if src == &input {
+            assert_eq!(&theirs[44..], &want[..], "bit-exact ({downmix})");
+        } else {
+            // 24-bit → 16-bit: ours rounds to the nearest step, ffmpeg's default conversion
+            // truncates: within one step.
+            assert_eq!(theirs.len() - 44, want.len());
+            let worst = theirs[44..]
+                .chunks(2)
+                .zip(want.chunks(2))
+                .map(|(a, b)| {
+                    (i32::from(i16::from_le_bytes([a[0], a[1]]))
+                        - i32::from(i16::from_le_bytes([b[0], b[1]])))
+                    .abs()
+                })
+                .max()
+                .unwrap();
+            assert!(worst <= 1, "{worst} steps apart");
+        }
+    }
+    let alaw = scratch("decode-alaw.wav");
+    run(Command::new(&bin).arg("transcode").arg(&input).arg(&alaw));
+    let mine = scratch("decode-alaw-pcm.wav");
+    run(Command::new(&bin).arg("decode").arg(&alaw).arg(&mine));
+    let theirs = scratch("decode-alaw-ff.raw");
+    run(Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-i"])
+        .arg(&alaw)
+        .args(["-f", "s16le"])
+        .arg(&theirs));
+    assert_eq!(
+        std::fs::read(&mine).unwrap()[44..],
+        std::fs::read(&theirs).unwrap()[..],
+        "decode of A-law equals ffmpeg's"
+    );
+}

@@ -968,3 +968,167 @@ async fn own_earlier_conversions_are_recognised_unversioned_and_in_destination_m
         b"someone else's".to_vec()
     );
 }
+
+/// `codec=flac` in place: the original version intact, the new one FLAC (`audio/flac`, the
+/// original's metadata, tags and the target class), which the reference `flac` tool decodes
+/// bit-exactly to the input's PCM, both channels kept; a 16 kHz recording keeps its rate; the
+/// FLAC object is then recognised as converted, by its marker and, without one, by its header.
+#[tokio::test(flavor = "multi_thread")]
+async fn flac_in_place_decodes_bit_exactly_with_the_flac_tool() {
+    let test = "flac_in_place";
+    let Some(env) = env(test) else {
+        return;
+    };
+    if !have("flac") {
+        if std::env::var("E2E_REQUIRE_TOOLS").is_ok_and(|v| v == "1") {
+            panic!("{test}: flac is required in CI (E2E_REQUIRE_TOOLS=1) but not installed");
+        }
+        missing("the flac tool (Debian package flac)", test);
+        return;
+    }
+    let bucket = new_bucket(&env.s3, "flac", true).await;
+    let dir = std::env::temp_dir().join(format!("flac-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let narrow = connect_wav(3.0);
+    // The same talkers at 16 kHz, written by hand: a softphone capture.
+    let wide: Vec<u8> = {
+        let frames = connect_pcm(3.0);
+        let mut w = Vec::new();
+        let data = (frames.len() * 2 * 4) as u32;
+        w.extend_from_slice(b"RIFF");
+        w.extend_from_slice(&(36 + data).to_le_bytes());
+        w.extend_from_slice(b"WAVEfmt ");
+        w.extend_from_slice(&16u32.to_le_bytes());
+        w.extend_from_slice(&1u16.to_le_bytes());
+        w.extend_from_slice(&2u16.to_le_bytes());
+        w.extend_from_slice(&16000u32.to_le_bytes());
+        w.extend_from_slice(&(16000u32 * 4).to_le_bytes());
+        w.extend_from_slice(&4u16.to_le_bytes());
+        w.extend_from_slice(&16u16.to_le_bytes());
+        w.extend_from_slice(b"data");
+        w.extend_from_slice(&data.to_le_bytes());
+        for (l, r) in &frames {
+            for _ in 0..2 {
+                w.extend_from_slice(&l.to_le_bytes());
+                w.extend_from_slice(&r.to_le_bytes());
+            }
+        }
+        w
+    };
+    let mut settings = Settings::default();
+    settings.encoding = batch_handler::settings::Encoding::Flac;
+    settings.options.downmix = Downmix::Stereo;
+    let handler = env.handler(settings);
+    for (key, original, rate) in [
+        ("rec/narrow call.wav", &narrow, 8000u32),
+        ("rec/wide+call.wav", &wide, 16000),
+    ] {
+        let v1 = env.put(&bucket, key, original.clone()).await.unwrap();
+        env.s3
+            .put_object_tagging()
+            .bucket(&bucket)
+            .key(key)
+            .tagging(
+                Tagging::builder()
+                    .tag_set(Tag::builder().key("team").value("support").build().unwrap())
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let results = env
+            .run(
+                &handler,
+                &event_v1(&bucket, &[(&encode_key(key), Some(&v1))]),
+            )
+            .await;
+        assert_eq!(
+            results[0].result_code,
+            ResultCode::Succeeded,
+            "{}",
+            results[0].result_string
+        );
+        let s = summary(&results[0]);
+        assert_eq!(
+            (s["action"].as_str(), s["codec"].as_str()),
+            (Some("converted"), Some("flac"))
+        );
+        assert_eq!(
+            env.get(&bucket, key, Some(&v1)).await,
+            *original,
+            "original intact"
+        );
+        let flac = env.get(&bucket, key, None).await;
+        assert_eq!(&flac[..4], b"fLaC");
+        assert_eq!(s["bytesOut"], flac.len());
+        assert!(flac.len() < original.len());
+        let head = env
+            .s3
+            .head_object()
+            .bucket(&bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(head.content_type(), Some("audio/flac"));
+        assert_eq!(head.storage_class(), Some(&StorageClass::GlacierIr));
+        assert!(head.metadata().unwrap()["transcoded-by"].contains("flac stereo"));
+        assert_eq!(
+            env.tags(&bucket, key).await.get("team").map(String::as_str),
+            Some("support")
+        );
+        // The reference decoder: MD5 checked, and the same PCM as the original's data chunk.
+        let (f, back) = (
+            dir.join(format!("{rate}.flac")),
+            dir.join(format!("{rate}.wav")),
+        );
+        std::fs::write(&f, &flac).unwrap();
+        let out = std::process::Command::new("flac")
+            .args(["-d", "-f", "-s", "-o"])
+            .arg(&back)
+            .arg(&f)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let decoded = std::fs::read(&back).unwrap();
+        assert_eq!(
+            u32::from_le_bytes(decoded[24..28].try_into().unwrap()),
+            rate
+        );
+        assert_eq!(
+            u16::from_le_bytes([decoded[22], decoded[23]]),
+            2,
+            "both channels"
+        );
+        assert_eq!(&decoded[44..], &original[44..], "bit-exact");
+        // Again: skipped, nothing new written.
+        let results = env
+            .run(
+                &handler,
+                &as_job(event_v1(&bucket, &[(&encode_key(key), None)]), "again"),
+            )
+            .await;
+        assert_eq!(summary(&results[0])["action"], "skipped");
+        assert_eq!(env.versions(&bucket, key).await, 2);
+    }
+    // A FLAC object without our marker is recognised by its header, for any codec.
+    let foreign = std::fs::read(dir.join("8000.flac")).unwrap();
+    env.put(&bucket, "rec/foreign.wav", foreign).await;
+    for handler in [env.handler(Settings::default()), handler] {
+        let results = env
+            .run(&handler, &event_v1(&bucket, &[("rec/foreign.wav", None)]))
+            .await;
+        let s = summary(&results[0]);
+        assert_eq!(s["action"], "skipped", "{s}");
+        assert!(
+            s["reason"].as_str().unwrap().contains("already flac"),
+            "{s}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
