@@ -6,6 +6,7 @@ runs every command of a comparison once, in turn, so load on the machine hits al
 the table gives median, min and max wall time and the ratio of the other tool's median to ours.
 """
 import argparse
+import shutil
 import hashlib
 import json
 import os
@@ -64,6 +65,76 @@ def peak_rss(argv):
     raise SystemExit(f"no peak_rss_kib from {argv}")
 
 
+def skip(title, why):
+    """A section that could not run, said loudly in BENCHMARKS.md and on the terminal."""
+    text = f"### {title}\n\n**SKIP: {why}.**\n"
+    print(f"*** SKIP {title}: {why} ***", file=sys.stderr, flush=True)
+    return text
+
+
+def cpu_rss(argv):
+    """(CPU seconds, peak RSS in KiB) of one run of argv, by GNU time (Debian package `time`):
+    the kernel's accounting of the command alone (a Python fork would count the interpreter's
+    memory as the child's peak)."""
+    report = os.path.join(WORK, "time.txt")
+    run(["/usr/bin/time", "-f", "%U %S %M", "-o", report] + argv)
+    user, system, rss = open(report).read().split()[-3:]
+    return float(user) + float(system), int(rss)
+
+
+def codecs(bh, wav, minutes):
+    """Each codec x mono/stereo: ours against ffmpeg and the flac tool, on the same recording."""
+    hours = minutes / 60
+    # Lambda at 512 MB gets 512/1769 of a vCPU; $ per GB-second (x86, us-east-1).
+    share, gb_s = 512 / 1769, 0.0000166667
+    out = lambda n: os.path.join(WORK, f"codec-{n}")
+    ff = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-i", wav]
+    rows = [
+        ("A-law mono", "ours", [bh, "transcode", wav, out("a1.wav")]),
+        ("A-law mono", "ffmpeg pcm_alaw", ff + ["-ac", "1", "-c:a", "pcm_alaw", out("a1-ff.wav")]),
+        ("A-law stereo", "ours", [bh, "transcode", "--downmix", "stereo", wav, out("a2.wav")]),
+        ("A-law stereo", "ffmpeg pcm_alaw", ff + ["-c:a", "pcm_alaw", out("a2-ff.wav")]),
+        ("FLAC mono", "ours", [bh, "transcode", "--codec", "flac", wav, out("f1.flac")]),
+        ("FLAC mono", "ffmpeg flac", ff + ["-ac", "1", "-c:a", "flac", out("f1-ff.flac")]),
+        ("FLAC stereo", "ours", [bh, "transcode", "--codec", "flac", "--downmix", "stereo", wav, out("f2.flac")]),
+        ("FLAC stereo", "ffmpeg flac", ff + ["-c:a", "flac", out("f2-ff.flac")]),
+        ("FLAC stereo", "flac -5", ["flac", "-5", "-s", "-f", "-o", out("f2-ref.flac"), wav]),
+    ]
+    if not os.path.exists("/usr/bin/time"):
+        return skip("Codecs", "GNU time is not installed (apt-get install time)")
+    lines = [f"### Codecs on the {minutes}-minute recording, mono and stereo", "",
+             "CPU seconds (user + system, from the kernel) and peak RSS of one run each; output MB per hour of "
+             "audio; Lambda $ per 1,000 audio minutes is the CPU time alone at 512 MB (512/1769 of a vCPU, "
+             "$0.0000166667 per GB-second), the S3 transfer not counted. Quality: FLAC is lossless (decoded "
+             "bit-exactly by `flac -d` in the tests); G.711 is the ITU reference quantizer. **No objective "
+             "speech-quality measure (PESQ, ViSQOL) was run: not measured.** Opus: not implemented.", "",
+             "| codec | encoder | MB per hour | CPU s per audio hour | CPU vs ours | peak RSS MiB | Lambda $ / 1,000 min |",
+             "|---|---|---|---|---|---|---|"]
+    ours = {}
+    for codec, who, argv in rows:
+        if argv[0] == "flac" and shutil.which("flac") is None:
+            lines.append(f"| {codec} | {who} | **SKIP: flac not installed** | | | | |")
+            continue
+        if os.path.exists(argv[-1] if argv[0] != "flac" else argv[5]):
+            os.remove(argv[-1] if argv[0] != "flac" else argv[5])
+        cpu, rss = cpu_rss(argv)
+        path = argv[5] if argv[0] == "flac" else argv[-1]
+        mb = os.path.getsize(path) / 1e6 / hours
+        per_hour = cpu / hours
+        if who == "ours":
+            ours[codec] = per_hour
+            vs = "1.00"
+        else:
+            r = per_hour / ours[codec] if ours[codec] > 0 else float("inf")
+            vs = f"{r:.2f}x" if r != float("inf") else "n/a"
+        lam = per_hour / 60 / share * 0.5 * gb_s * 1000
+        lines.append(f"| {codec} | {who} | {mb:.1f} | {per_hour:.2f} | {vs} | {rss / 1024:.1f} | ${lam:.5f} |")
+    lines.append("")
+    text = "\n".join(lines)
+    print(text, flush=True)
+    return text
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
@@ -101,8 +172,13 @@ def main():
         "truncate and close), which costs every tool about the same 20-30 ms.")
     sections.append(text)
 
+    # 1b. Per codec, mono and stereo, against the reference encoders, on the same recording.
+    sections.append(codecs(bh, wav, minutes))
+
     # 2. Inventory to manifest, against DuckDB.
     gen = os.path.join(ANCHORS, "gen_inventory.py")
+    if not os.path.exists(gen):
+        sections.append(skip("Inventory to manifest", f"{gen} is absent (../shared is not beside this clone)"))
     if os.path.exists(gen):
         inv = os.path.join(WORK, f"inventory-{rows_per_file}")
         if not os.path.exists(os.path.join(inv, "manifest.json")):
@@ -227,6 +303,9 @@ def main():
     n = 40 if a.quick else 200
     wavs = os.path.join(WORK, f"e2e-wavs-{n}")
     gen_wavs = os.path.join(ANCHORS, "gen_wavs.sh")
+    if not (os.path.exists(gen_wavs) and a.moto):
+        why = f"{gen_wavs} is absent (../shared is not beside this clone)" if a.moto else "no moto (--moto)"
+        sections.append(skip("End to end against the reference pipeline", why))
     if os.path.exists(gen_wavs) and a.moto:
         run(["bash", gen_wavs, wavs, str(n), "120"])
         rows = []

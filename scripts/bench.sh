@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 need=()
 command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
 command -v sox >/dev/null 2>&1 || need+=(sox)
+command -v flac >/dev/null 2>&1 || need+=(flac)
+[ -x /usr/bin/time ] || need+=(time)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

@@ -47,6 +47,57 @@ impl Default for Prices {
     }
 }
 
+/// What a codec choice costs and keeps: the named defaults of `estimate --codec`, measured by
+/// `batch-handler transcode` (release) on one x86_64 core. G.711 sizes are exact; FLAC's depend
+/// on the audio: measured on the synthetic two-talker call (`sample-recording`) with a -44 dBFS
+/// noise floor and passed through µ-law, as PSTN audio arrives (clean synthetic speech gives
+/// 0.234 and 0.305: real lines compress less). Override with `--codec-ratio`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct CodecProfile {
+    /// `--codec` name.
+    pub name: &'static str,
+    /// Output size / Connect PCM size.
+    pub ratio: f64,
+    /// Lambda seconds per audio minute at 512 MB: the transfer-bound 0.05 s, plus the encoder's
+    /// CPU time scaled to the 0.29 vCPU Lambda gives 512 MB.
+    pub lambda_seconds_per_minute: f64,
+    /// What the output keeps.
+    pub keeps: &'static str,
+}
+
+/// The codec choices, A-law mono (the default) first.
+pub const CODECS: [CodecProfile; 4] = [
+    CodecProfile {
+        name: "alaw",
+        ratio: 0.25,
+        lambda_seconds_per_minute: 0.05,
+        keeps: "one lossy 8 kHz channel (the speakers mixed)",
+    },
+    CodecProfile {
+        name: "alaw-stereo",
+        ratio: 0.5,
+        lambda_seconds_per_minute: 0.06,
+        keeps: "both speakers, lossy (G.711), for per-speaker analytics",
+    },
+    CodecProfile {
+        name: "flac",
+        ratio: 0.276,
+        lambda_seconds_per_minute: 0.155,
+        keeps: "the mix, lossless",
+    },
+    CodecProfile {
+        name: "flac-stereo",
+        ratio: 0.509,
+        lambda_seconds_per_minute: 0.40,
+        keeps: "both speakers, lossless",
+    },
+];
+
+/// The profile of `--codec NAME`.
+pub fn codec_profile(name: &str) -> Option<&'static CodecProfile> {
+    CODECS.iter().find(|c| c.name.eq_ignore_ascii_case(name))
+}
+
 /// The workload and how it is processed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Workload {
@@ -135,6 +186,9 @@ pub struct Year {
 /// The whole projection.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Estimate {
+    /// The codec profile the ratio and rate came from, when one was named.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub codec: Option<CodecProfile>,
     /// Inputs.
     pub workload: Workload,
     /// Prices.
@@ -228,6 +282,7 @@ pub fn project(w: &Workload, p: &Prices, months: u32) -> Estimate {
         })
         .collect::<Vec<_>>();
     Estimate {
+        codec: None,
         workload: w.clone(),
         prices: p.clone(),
         processing_per_1000_minutes: per_1000,
@@ -286,6 +341,15 @@ pub fn table(e: &Estimate) -> String {
         "processing: ${:.4} per 1000 minutes of audio\n",
         e.processing_per_1000_minutes
     );
+    if let Some(c) = &e.codec {
+        out += &format!(
+            "codec: {} keeps {}; {:.1} % of the PCM's size, {} s per audio minute at 512 MB\n",
+            c.name,
+            c.keeps,
+            c.ratio * 100.0,
+            c.lambda_seconds_per_minute
+        );
+    }
     out
 }
 

@@ -59,9 +59,14 @@ pub struct WorkloadArgs {
     /// Size of a recorded minute in MB (Connect PCM 8 kHz stereo 16-bit: 1.92).
     #[arg(long, default_value_t = Workload::default().mb_per_minute)]
     pub mb_per_minute: f64,
-    /// Converted size / original size (A-law mono 0.25; --downmix stereo 0.5).
-    #[arg(long, default_value_t = Workload::default().codec_ratio)]
-    pub codec_ratio: f64,
+    /// The codec the job will use: its measured size ratio and processing rate become the
+    /// defaults of --codec-ratio and --lambda-seconds-per-minute (alaw, alaw-stereo, flac,
+    /// flac-stereo).
+    #[arg(long, value_parser = codec_name)]
+    pub codec: Option<String>,
+    /// Converted size / original size (default: the codec's, A-law mono 0.25).
+    #[arg(long)]
+    pub codec_ratio: Option<f64>,
     /// Days a recording stays as recorded before it is converted.
     #[arg(long, default_value_t = Workload::default().delay_days)]
     pub delay_days: f64,
@@ -80,28 +85,80 @@ pub struct WorkloadArgs {
     /// Lambda memory in MB.
     #[arg(long, default_value_t = Workload::default().lambda_memory_mb)]
     pub lambda_memory_mb: f64,
-    /// Lambda seconds per minute of audio (transfer-bound; measure yours with `report`).
-    #[arg(long, default_value_t = Workload::default().lambda_seconds_per_minute)]
-    pub lambda_seconds_per_minute: f64,
+    /// Lambda seconds per minute of audio (default: the codec's; measure yours with `report`).
+    #[arg(long)]
+    pub lambda_seconds_per_minute: Option<f64>,
     /// Use this processing price per 1000 minutes instead of computing it from its parts.
     #[arg(long)]
     pub processing_cost_per_1000_minutes: Option<f64>,
 }
 
+fn codec_name(s: &str) -> Result<String, String> {
+    manifest_builder::estimate::codec_profile(s)
+        .map(|c| c.name.to_string())
+        .ok_or_else(|| {
+            format!(
+                "unknown codec {s:?}: one of {}",
+                manifest_builder::estimate::CODECS
+                    .iter()
+                    .map(|c| c.name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
+}
+
 impl From<&WorkloadArgs> for Workload {
     fn from(a: &WorkloadArgs) -> Self {
+        let profile =
+            manifest_builder::estimate::codec_profile(a.codec.as_deref().unwrap_or("alaw"))
+                .expect("checked by the parser");
         Workload {
             minutes_per_month: a.minutes_per_month,
             mb_per_minute: a.mb_per_minute,
-            codec_ratio: a.codec_ratio,
+            codec_ratio: a.codec_ratio.unwrap_or(profile.ratio),
             delay_days: a.delay_days,
             minutes_per_recording: a.minutes_per_recording,
             noncurrent_days: a.noncurrent_days,
             backlog_gb: a.backlog_gb,
             jobs_per_month: a.jobs_per_month,
             lambda_memory_mb: a.lambda_memory_mb,
-            lambda_seconds_per_minute: a.lambda_seconds_per_minute,
+            lambda_seconds_per_minute: a
+                .lambda_seconds_per_minute
+                .unwrap_or(profile.lambda_seconds_per_minute),
             processing_cost_per_1000_minutes: a.processing_cost_per_1000_minutes,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        w: WorkloadArgs,
+    }
+
+    fn workload(args: &[&str]) -> Workload {
+        let mut all = vec!["estimate"];
+        all.extend_from_slice(args);
+        Workload::from(&Wrap::try_parse_from(all).unwrap().w)
+    }
+
+    #[test]
+    fn a_codec_sets_the_ratio_and_rate_unless_they_are_given() {
+        assert_eq!(workload(&[]), Workload::default());
+        let flac = workload(&["--codec", "flac-stereo"]);
+        let p = manifest_builder::estimate::codec_profile("flac-stereo").unwrap();
+        assert_eq!(
+            (flac.codec_ratio, flac.lambda_seconds_per_minute),
+            (p.ratio, p.lambda_seconds_per_minute)
+        );
+        let mine = workload(&["--codec", "FLAC", "--codec-ratio", "0.6"]);
+        assert_eq!(mine.codec_ratio, 0.6);
+        assert!(Wrap::try_parse_from(["estimate", "--codec", "opus"]).is_err());
     }
 }

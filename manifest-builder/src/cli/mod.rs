@@ -410,6 +410,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             svg,
             html,
         } => {
+            let codec = workload
+                .codec
+                .as_deref()
+                .and_then(mb::estimate::codec_profile)
+                .copied();
             let (mut workload, prices) = (Workload::from(&workload), Prices::from(&prices));
             if let Some(loc) = from_summary {
                 let summary: serde_json::Value =
@@ -425,7 +430,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                     "nothing to estimate: give --minutes-per-month, --backlog-gb or --from-summary"
                 );
             }
-            let e = mb::estimate::project(&workload, &prices, years.clamp(1, 50) * 12);
+            let mut e = mb::estimate::project(&workload, &prices, years.clamp(1, 50) * 12);
+            e.codec = codec;
             if let Some(path) = &svg {
                 std::fs::write(path, mb::pictures::estimate_svg(&e))
                     .with_context(|| format!("writing {}", path.display()))?;
