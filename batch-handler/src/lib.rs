@@ -8,6 +8,8 @@
 //! 4. [`wav`] reads the header from the body stream: the output length is now known;
 //! 5. [`transcode`] downmixes and [`g711`]-encodes the rest while one streaming PUT uploads it,
 //!    with `If-Match` on the ETag read, the target storage class, tags, metadata and SSE-KMS key;
+//!    (`codec=flac`: [`flac`] encodes the audio into a spool file, then one PUT of it; [`decode`]
+//!    turns any output back into PCM);
 //! 6. [`outcome`] turns whatever happened into Succeeded / TemporaryFailure / PermanentFailure;
 //! 7. [`handler::Handler`] answers every task of the invocation, before the Lambda deadline.
 
