@@ -319,6 +319,51 @@ pub fn encode_wav<R: std::io::Read, W: Write + Seek>(
     conv.finish()
 }
 
+/// A file in the temporary folder for FLAC output (which rewrites its header at the end, so it
+/// cannot go straight into a request body), removed when dropped: a failed conversion leaves
+/// nothing behind. The Lambda spools its output here, `verify` its re-encoding.
+#[derive(Debug)]
+pub struct Spool {
+    /// Where it is.
+    pub path: std::path::PathBuf,
+}
+
+impl Spool {
+    /// A new empty file, named after `who`, this process and a counter; open for reading and
+    /// writing.
+    pub fn create(who: &str) -> std::io::Result<(Spool, std::fs::File)> {
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("{who}-spool-{}-{n}.flac", std::process::id()));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        Ok((Spool { path }, file))
+    }
+
+    /// Hands every byte of the file, in order, to `take` (to hash what will be sent).
+    pub fn read_through(&self, mut take: impl FnMut(&[u8])) -> std::io::Result<()> {
+        use std::io::Read;
+        let mut file = std::fs::File::open(&self.path)?;
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            match file.read(&mut buf)? {
+                0 => return Ok(()),
+                n => take(&buf[..n]),
+            }
+        }
+    }
+}
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
 /// Whether `bytes` start a FLAC stream (an object already converted to FLAC).
 pub fn is_flac(bytes: &[u8]) -> bool {
     bytes.starts_with(MAGIC)

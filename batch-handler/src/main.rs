@@ -269,14 +269,24 @@ fn invoke(
     Ok(ExitCode::SUCCESS)
 }
 
-/// `decode`: the input expanded to PCM16 WAV in a temporary file, renamed into place.
-fn decode_file(input: &Path, output: &Path) -> anyhow::Result<ExitCode> {
+/// The input, its length, and the output's temporary name (`OUT.partial`, renamed into place
+/// when complete) with that file created: what every file command starts with.
+fn open_pair(
+    input: &Path,
+    output: &Path,
+) -> anyhow::Result<(std::fs::File, u64, PathBuf, std::fs::File)> {
     let file =
         std::fs::File::open(input).with_context(|| format!("opening {}", input.display()))?;
     let len = file.metadata()?.len();
     let tmp = output.with_extension("partial");
     let writer =
         std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    Ok((file, len, tmp, writer))
+}
+
+/// `decode`: the input expanded to PCM16 WAV in a temporary file, renamed into place.
+fn decode_file(input: &Path, output: &Path) -> anyhow::Result<ExitCode> {
+    let (file, len, tmp, writer) = open_pair(input, output)?;
     match batch_handler::decode::decode(
         std::io::BufReader::new(file),
         len,
@@ -312,12 +322,7 @@ fn flac_file(
     sync: bool,
 ) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
-    let file =
-        std::fs::File::open(input).with_context(|| format!("opening {}", input.display()))?;
-    let len = file.metadata()?.len();
-    let tmp = output.with_extension("partial");
-    let writer =
-        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    let (file, len, tmp, writer) = open_pair(input, output)?;
     let result = batch_handler::flac::encode_wav(
         std::io::BufReader::new(file),
         len,
@@ -369,12 +374,7 @@ fn transcode_file(
     sync: bool,
 ) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
-    let file =
-        std::fs::File::open(input).with_context(|| format!("opening {}", input.display()))?;
-    let len = file.metadata()?.len();
-    let tmp = output.with_extension("partial");
-    let writer =
-        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    let (file, len, tmp, writer) = open_pair(input, output)?;
     let result: anyhow::Result<_> = (|| {
         let plan = match file::convert_file(&file, &writer, options, Layout::default()) {
             Err(FileError::Io(e)) => {

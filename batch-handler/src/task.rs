@@ -432,11 +432,7 @@ async fn read_plan(
                     }
                     Ok(None) => {}
                     Err(TranscodeError::AlreadyEncoded { codec, format }) => {
-                        return Ok(Planned::Skip(Summary {
-                            codec: Some(codec.name().into()),
-                            input_format: Some(format.clone()),
-                            ..Summary::skipped(format!("already {} ({format})", codec.name()), size)
-                        }));
+                        return Ok(Planned::Skip(already_g711(codec, &format, size)));
                     }
                     Err(e) => return Err(Outcome::from_transcode(&e)),
                 }
@@ -789,6 +785,15 @@ async fn pump(
     Ok(crc.finalize())
 }
 
+/// An object that is already G.711 (ours or not): converting it again would only lose quality.
+fn already_g711(codec: crate::Codec, format: &str, size: u64) -> Summary {
+    Summary {
+        codec: Some(codec.name().into()),
+        input_format: Some(format.into()),
+        ..Summary::skipped(format!("already {} ({format})", codec.name()), size)
+    }
+}
+
 /// An object that is already one of our compressed outputs (FLAC, Ogg) is not converted again.
 fn already_compressed(first: &[u8], size: u64) -> Option<Summary> {
     let (codec, what) = if crate::flac::is_flac(first) {
@@ -806,34 +811,6 @@ fn already_compressed(first: &[u8], size: u64) -> Option<Summary> {
             size,
         )
     })
-}
-
-/// A file in the temporary folder, removed when dropped (a failed task leaves nothing behind).
-struct Spool {
-    path: std::path::PathBuf,
-}
-
-impl Spool {
-    fn create() -> std::io::Result<(Spool, std::fs::File)> {
-        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!(
-            "batch-handler-spool-{}-{n}.flac",
-            std::process::id()
-        ));
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)?;
-        Ok((Spool { path }, file))
-    }
-}
-
-impl Drop for Spool {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
 }
 
 fn spool_error(e: impl std::fmt::Display) -> Outcome {
@@ -857,10 +834,9 @@ async fn convert_spooled(
     mut body: ByteStream,
     tags: &[(String, String)],
 ) -> Result<Summary, Outcome> {
-    use std::io::Read;
     let size = original.size;
     let downmix = settings.options.downmix;
-    let (spool, file) = Spool::create().map_err(spool_error)?;
+    let (spool, file) = crate::flac::Spool::create("batch-handler").map_err(spool_error)?;
     let mut conv = crate::flac::WavToFlac::new(
         size,
         std::io::BufWriter::with_capacity(SEND_CHUNK, file),
@@ -870,11 +846,7 @@ async fn convert_spooled(
     #[allow(clippy::result_large_err)]
     let failed = |e: crate::flac::EncodeError| match e {
         crate::flac::EncodeError::Transcode(TranscodeError::AlreadyEncoded { codec, format }) => {
-            Ok(Summary {
-                codec: Some(codec.name().into()),
-                input_format: Some(format.clone()),
-                ..Summary::skipped(format!("already {} ({format})", codec.name()), size)
-            })
+            Ok(already_g711(codec, &format, size))
         }
         crate::flac::EncodeError::Transcode(t) => Err(Outcome::from_transcode(&t)),
         crate::flac::EncodeError::Flac(f) => Err(spool_error(f)),
@@ -915,23 +887,12 @@ async fn convert_spooled(
         Err(e) => return failed(e),
     };
     let (data, format, len) = (done.data, done.input, done.len);
-    let mut file = writer.into_inner().map_err(|e| spool_error(e.error()))?;
+    drop(writer.into_inner().map_err(|e| spool_error(e.error()))?);
     // The CRC32 of exactly the bytes the PUT sends, to compare with what S3 stored.
     let mut crc = crc32fast::Hasher::new();
-    {
-        use std::io::Seek;
-        file.seek(std::io::SeekFrom::Start(0))
-            .map_err(spool_error)?;
-        let mut buf = vec![0u8; SEND_CHUNK];
-        loop {
-            let n = file.read(&mut buf).map_err(spool_error)?;
-            if n == 0 {
-                break;
-            }
-            crc.update(&buf[..n]);
-        }
-    }
-    drop(file);
+    spool
+        .read_through(|piece| crc.update(piece))
+        .map_err(spool_error)?;
     let seconds = data.frames() as f64 / f64::from(format.sample_rate);
     let shape = Shape {
         input_format: format.describe(),

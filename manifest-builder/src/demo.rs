@@ -247,9 +247,8 @@ async fn report_page(
     target: &crate::run::Target,
     at: &std::path::Path,
 ) -> anyhow::Result<()> {
-    let (loc, rows) = crate::report::read(job, &target.jobs, &target.aws).await?;
+    let (loc, rows, files) = crate::report::read_with_files(job, &target.jobs, &target.aws).await?;
     let summary = crate::report::summarise(&loc, &rows);
-    let files = crate::report::result_files(&loc, &target.aws).await?;
     let page = crate::pictures::report_html(
         &format!("Completion report: demo job {job}"),
         &summary,

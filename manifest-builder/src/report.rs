@@ -111,27 +111,29 @@ pub async fn read(
     opts: &JobOptions,
     aws: &AwsOptions,
 ) -> anyhow::Result<(Location, Vec<ReportRow>)> {
+    let (loc, rows, _) = read_with_files(what, opts, aws).await?;
+    Ok((loc, rows))
+}
+
+/// [`read`], and where each result file was read (for links to them).
+pub async fn read_with_files(
+    what: &str,
+    opts: &JobOptions,
+    aws: &AwsOptions,
+) -> anyhow::Result<(Location, Vec<ReportRow>, Vec<String>)> {
     let s3 = aws.s3().await;
     let loc = manifest_location(what, opts, aws).await?;
     let m = ReportManifest::parse(&loc.read(&s3).await?, &loc.to_string())?;
     let mut rows = Vec::new();
+    let mut files = Vec::new();
     for file in &m.results {
         let at = result_location(&loc, file);
         let bytes = at.read(&s3).await?;
         report::verify(file, &bytes)?;
         rows.extend(report::parse_rows(&bytes, &at.to_string())?);
+        files.push(at.to_string());
     }
-    Ok((loc, rows))
-}
-
-/// Where a report's result files are (for links to them).
-pub async fn result_files(loc: &Location, aws: &AwsOptions) -> anyhow::Result<Vec<String>> {
-    let s3 = aws.s3().await;
-    let m = ReportManifest::parse(&loc.read(&s3).await?, &loc.to_string())?;
-    Ok(m.results
-        .iter()
-        .map(|f| result_location(loc, f).to_string())
-        .collect())
+    Ok((loc, rows, files))
 }
 
 fn histogram(items: impl Iterator<Item = String>) -> Vec<(String, u64)> {

@@ -428,51 +428,31 @@ async fn reconvert_flac(
     downmix: batch_handler::Downmix,
     size: u64,
 ) -> Result<(String, u64, f64), String> {
-    use std::io::Read;
-    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let path = std::env::temp_dir().join(format!(
-        "verify-{}-{}.flac",
-        std::process::id(),
-        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    ));
-    let result = async {
-        let file = std::fs::File::create(&path)
-            .map_err(|e| format!("creating {}: {e}", path.display()))?;
-        let mut conv =
-            batch_handler::flac::WavToFlac::new(size, std::io::BufWriter::new(file), downmix);
-        while !conv.complete() {
-            let Some(chunk) = body.next().await else {
-                break;
-            };
-            let chunk = chunk.map_err(|e| format!("reading the original (GetObject body): {e}"))?;
-            conv.feed(&chunk)
-                .map_err(|e| format!("converting the original again: {e}"))?;
-        }
-        let (done, _) = conv
-            .finish()
+    let (spool, file) = batch_handler::flac::Spool::create("verify")
+        .map_err(|e| format!("creating a temporary file: {e}"))?;
+    let mut conv =
+        batch_handler::flac::WavToFlac::new(size, std::io::BufWriter::new(file), downmix);
+    while !conv.complete() {
+        let Some(chunk) = body.next().await else {
+            break;
+        };
+        let chunk = chunk.map_err(|e| format!("reading the original (GetObject body): {e}"))?;
+        conv.feed(&chunk)
             .map_err(|e| format!("converting the original again: {e}"))?;
-        let mut file =
-            std::fs::File::open(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-        let mut h = <batch_contract::md5::Hasher as md5::Digest>::new();
-        let mut buf = vec![0u8; 1 << 16];
-        loop {
-            let n = file
-                .read(&mut buf)
-                .map_err(|e| format!("reading {}: {e}", path.display()))?;
-            if n == 0 {
-                break;
-            }
-            md5::Digest::update(&mut h, &buf[..n]);
-        }
-        Ok((
-            batch_contract::md5::finish_md5_hex(h),
-            done.len,
-            done.frames as f64 / f64::from(done.input.sample_rate),
-        ))
     }
-    .await;
-    let _ = std::fs::remove_file(&path);
-    result
+    let (done, writer) = conv
+        .finish()
+        .map_err(|e| format!("converting the original again: {e}"))?;
+    drop(writer);
+    let mut h = <batch_contract::md5::Hasher as md5::Digest>::new();
+    spool
+        .read_through(|piece| md5::Digest::update(&mut h, piece))
+        .map_err(|e| format!("reading {}: {e}", spool.path.display()))?;
+    Ok((
+        batch_contract::md5::finish_md5_hex(h),
+        done.len,
+        done.frames as f64 / f64::from(done.input.sample_rate),
+    ))
 }
 
 fn is_md5(etag: &str) -> bool {

@@ -226,6 +226,19 @@ pub fn require_binary(name: &str, test: &str) -> Option<std::path::PathBuf> {
     found
 }
 
+/// Whether a reference tool is installed; when not, a loud skip, or a failure in CI
+/// (`E2E_REQUIRE_TOOLS=1`, set by `.ci/run`, which installs them).
+pub fn require_tool(cmd: &str, test: &str) -> bool {
+    if have(cmd) {
+        return true;
+    }
+    if std::env::var("E2E_REQUIRE_TOOLS").is_ok_and(|v| v == "1") {
+        panic!("{test}: {cmd} is required in CI (E2E_REQUIRE_TOOLS=1) but not installed");
+    }
+    eprintln!("\n*** SKIP {test}: {cmd} not installed (apt-get install {cmd}) ***\n");
+    false
+}
+
 /// Whether a command is on PATH (for ffmpeg, sox, python3).
 pub fn have(cmd: &str) -> bool {
     std::process::Command::new("sh")

@@ -321,7 +321,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         } => {
             let (target, _pieces) = local_target(&local, aws, jobs).await?;
             let (aws, jobs) = (&target.aws, &target.jobs);
-            let (loc, rows) = report::read(&what, jobs, aws).await?;
+            let (loc, rows, files) = report::read_with_files(&what, jobs, aws).await?;
             let summary = report::summarise(&loc, &rows);
             if let Some(out) = retry_manifest {
                 let text = report::retry_manifest(&rows)?;
@@ -334,7 +334,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                     &format!("Completion report: {what}"),
                     &summary,
                     &rows,
-                    &report::result_files(&loc, aws).await.unwrap_or_default(),
+                    &files,
                     &mb::estimate::Prices::default(),
                 );
                 std::fs::write(&path, page)

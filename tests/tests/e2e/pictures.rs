@@ -12,16 +12,10 @@ use serde_json::Value;
 const WINDOW: (u32, u32) = (1100, 1400);
 
 fn chromium(test: &str) -> Option<&'static str> {
-    for c in ["chromium", "chromium-browser", "google-chrome"] {
-        if have(c) {
-            return Some(c);
-        }
-    }
-    if std::env::var("E2E_REQUIRE_TOOLS").is_ok_and(|v| v == "1") {
-        panic!("{test}: chromium is required in CI (E2E_REQUIRE_TOOLS=1) but not installed");
-    }
-    missing("headless chromium (Debian package chromium)", test);
-    None
+    ["chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|c| have(c))
+        .or_else(|| require_tool("chromium", test).then_some("chromium"))
 }
 
 /// Renders `page` (a file) to a PNG of [`WINDOW`]'s size; returns (width, height, RGBA pixels).

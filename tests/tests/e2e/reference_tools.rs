@@ -13,14 +13,7 @@ use batch_handler::{Codec, Options};
 use e2e_tests::*;
 
 fn tool(cmd: &str, test: &str) -> bool {
-    if have(cmd) {
-        return true;
-    }
-    if std::env::var("E2E_REQUIRE_TOOLS").is_ok_and(|v| v == "1") {
-        panic!("{test}: {cmd} is required in CI (E2E_REQUIRE_TOOLS=1) but not installed");
-    }
-    eprintln!("\n*** SKIP {test}: {cmd} not installed (apt-get install ffmpeg sox) ***\n");
-    false
+    require_tool(cmd, test)
 }
 
 fn scratch(name: &str) -> PathBuf {

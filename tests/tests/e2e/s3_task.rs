@@ -979,11 +979,7 @@ async fn flac_in_place_decodes_bit_exactly_with_the_flac_tool() {
     let Some(env) = env(test) else {
         return;
     };
-    if !have("flac") {
-        if std::env::var("E2E_REQUIRE_TOOLS").is_ok_and(|v| v == "1") {
-            panic!("{test}: flac is required in CI (E2E_REQUIRE_TOOLS=1) but not installed");
-        }
-        missing("the flac tool (Debian package flac)", test);
+    if !require_tool("flac", test) {
         return;
     }
     let bucket = new_bucket(&env.s3, "flac", true).await;
@@ -994,19 +990,8 @@ async fn flac_in_place_decodes_bit_exactly_with_the_flac_tool() {
     let wide: Vec<u8> = {
         let frames = connect_pcm(3.0);
         let mut w = Vec::new();
-        let data = (frames.len() * 2 * 4) as u32;
-        w.extend_from_slice(b"RIFF");
-        w.extend_from_slice(&(36 + data).to_le_bytes());
-        w.extend_from_slice(b"WAVEfmt ");
-        w.extend_from_slice(&16u32.to_le_bytes());
-        w.extend_from_slice(&1u16.to_le_bytes());
-        w.extend_from_slice(&2u16.to_le_bytes());
-        w.extend_from_slice(&16000u32.to_le_bytes());
-        w.extend_from_slice(&(16000u32 * 4).to_le_bytes());
-        w.extend_from_slice(&4u16.to_le_bytes());
-        w.extend_from_slice(&16u16.to_le_bytes());
-        w.extend_from_slice(b"data");
-        w.extend_from_slice(&data.to_le_bytes());
+        batch_handler::decode::write_pcm16_header(&mut w, 2, 16000, frames.len() as u64 * 2)
+            .unwrap();
         for (l, r) in &frames {
             for _ in 0..2 {
                 w.extend_from_slice(&l.to_le_bytes());
