@@ -82,43 +82,102 @@ def cpu_rss(argv):
     return float(user) + float(system), int(rss)
 
 
-def codecs(bh, wav, minutes):
-    """Each codec x mono/stereo: ours against ffmpeg and the flac tool, on the same recording."""
+def codec_rows(bh, wav, out):
+    """(codec, encoder, argv, output path, channels) for every codec x mono/stereo, ours and the
+    reference encoders', on `wav`; outputs named by `out`."""
+    ff = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-i", wav]
+    opus_ff = ["-c:a", "libopus", "-application", "voip", "-frame_duration", "20"]
+    return [
+        ("A-law mono", "ours", [bh, "transcode", wav, out("a1.wav")], 1),
+        ("A-law mono", "ffmpeg pcm_alaw", ff + ["-ac", "1", "-c:a", "pcm_alaw", out("a1-ff.wav")], 1),
+        ("A-law stereo", "ours", [bh, "transcode", "--downmix", "stereo", wav, out("a2.wav")], 2),
+        ("A-law stereo", "ffmpeg pcm_alaw", ff + ["-c:a", "pcm_alaw", out("a2-ff.wav")], 2),
+        ("FLAC mono", "ours", [bh, "transcode", "--codec", "flac", wav, out("f1.flac")], 1),
+        ("FLAC mono", "ffmpeg flac", ff + ["-ac", "1", "-c:a", "flac", out("f1-ff.flac")], 1),
+        ("FLAC stereo", "ours", [bh, "transcode", "--codec", "flac", "--downmix", "stereo", wav, out("f2.flac")], 2),
+        ("FLAC stereo", "ffmpeg flac", ff + ["-c:a", "flac", out("f2-ff.flac")], 2),
+        ("FLAC stereo", "flac -5", ["flac", "-5", "-s", "-f", "-o", out("f2-ref.flac"), wav], 2),
+        ("Opus mono 16 kb/s", "ours", [bh, "transcode", "--codec", "opus", wav, out("o1.ogg")], 1),
+        ("Opus mono 16 kb/s", "ffmpeg libopus", ff + ["-ac", "1"] + opus_ff + ["-b:a", "16k", out("o1-ff.ogg")], 1),
+        ("Opus mono 16 kb/s", "opusenc", ["opusenc", "--quiet", "--speech", "--bitrate", "16", "--downmix-mono", wav, out("o1-ref.ogg")], 1),
+        ("Opus stereo 2x16 kb/s", "ours", [bh, "transcode", "--codec", "opus", "--downmix", "stereo", wav, out("o2.ogg")], 2),
+        ("Opus stereo 2x16 kb/s", "ffmpeg libopus", ff + opus_ff + ["-b:a", "32k", out("o2-ff.ogg")], 2),
+        ("Opus stereo 2x16 kb/s", "opusenc", ["opusenc", "--quiet", "--speech", "--bitrate", "32", wav, out("o2-ref.ogg")], 2),
+    ]
+
+
+def quality(bh, sample, codec, who, argv, path, channels):
+    """PESQ narrowband per channel (and crosstalk) of one encoder's output for the 18-s speech
+    call, decoded to 8 kHz PCM16, against the call (or ffmpeg's average of it, for mono)."""
+    if os.path.exists(path):
+        os.remove(path)
+    run(argv)
+    dec = path + ".pcm.wav"
+    if path.endswith(".ogg"):
+        run(["opusdec", "--quiet", "--rate", "8000", path, dec])
+    else:
+        run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-i", path, "-c:a", "pcm_s16le", dec])
+    ref = sample if channels == 2 else os.path.join(WORK, "speech-18-mono.wav")
+    if channels == 1 and not os.path.exists(ref):
+        run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-i", sample, "-ac", "1", "-c:a", "pcm_s16le", ref])
+    venv_py = os.path.join(ROOT, ".venv", "bin", "python")
+    q = json.loads(subprocess.run([venv_py, os.path.join(ROOT, "scripts", "quality.py"), ref, dec],
+                                  check=True, capture_output=True, text=True).stdout)
+    pesq = " / ".join(f"{v:.2f}" for v in q["pesq_nb"])
+    leak = " / ".join(f"{v:.0f}" for v in q["crosstalk_db"]) if q["crosstalk_db"] else ""
+    return pesq, leak
+
+
+def codecs(bh, synthetic, minutes):
+    """Each codec x mono/stereo: ours against ffmpeg, flac and opusenc, on the same recording."""
     hours = minutes / 60
     # Lambda at 512 MB gets 512/1769 of a vCPU; $ per GB-second (x86, us-east-1).
     share, gb_s = 512 / 1769, 0.0000166667
-    out = lambda n: os.path.join(WORK, f"codec-{n}")
-    ff = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-i", wav]
-    rows = [
-        ("A-law mono", "ours", [bh, "transcode", wav, out("a1.wav")]),
-        ("A-law mono", "ffmpeg pcm_alaw", ff + ["-ac", "1", "-c:a", "pcm_alaw", out("a1-ff.wav")]),
-        ("A-law stereo", "ours", [bh, "transcode", "--downmix", "stereo", wav, out("a2.wav")]),
-        ("A-law stereo", "ffmpeg pcm_alaw", ff + ["-c:a", "pcm_alaw", out("a2-ff.wav")]),
-        ("FLAC mono", "ours", [bh, "transcode", "--codec", "flac", wav, out("f1.flac")]),
-        ("FLAC mono", "ffmpeg flac", ff + ["-ac", "1", "-c:a", "flac", out("f1-ff.flac")]),
-        ("FLAC stereo", "ours", [bh, "transcode", "--codec", "flac", "--downmix", "stereo", wav, out("f2.flac")]),
-        ("FLAC stereo", "ffmpeg flac", ff + ["-c:a", "flac", out("f2-ff.flac")]),
-        ("FLAC stereo", "flac -5", ["flac", "-5", "-s", "-f", "-o", out("f2-ref.flac"), wav]),
-    ]
     if not os.path.exists("/usr/bin/time"):
         return skip("Codecs", "GNU time is not installed (apt-get install time)")
-    lines = [f"### Codecs on the {minutes}-minute recording, mono and stereo", "",
+    speech = shutil.which("espeak-ng") and shutil.which("sox")
+    sample = os.path.join(WORK, "speech-18.wav")
+    if speech:
+        wav = os.path.join(WORK, f"speech-{minutes}.wav")
+        if not os.path.exists(wav):
+            run([os.path.join(ROOT, "scripts", "speech-call.sh"), wav, str(minutes * 60)])
+        if not os.path.exists(sample):
+            run([os.path.join(ROOT, "scripts", "speech-call.sh"), sample])
+        what = (f"the {minutes}-minute two-talker speech call of `scripts/speech-call.sh` (espeak-ng voices, "
+                "agent left, customer right, 8 kHz 16-bit stereo)")
+    else:
+        wav = synthetic
+        what = f"the {minutes}-minute synthetic call"
+        print("*** SKIP the speech call and the quality column: espeak-ng or sox is not installed "
+              "(apt-get install espeak-ng sox); the synthetic call is used ***", file=sys.stderr, flush=True)
+    venv_py = os.path.join(ROOT, ".venv", "bin", "python")
+    have_pesq = speech and subprocess.run([venv_py, "-c", "import pesq, numpy"], capture_output=True).returncode == 0
+    lines = [f"### Codecs on {what}, mono and stereo", "",
              "CPU seconds (user + system, from the kernel) and peak RSS of one run each; output MB per hour of "
              "audio; Lambda $ per 1,000 audio minutes is the CPU time alone at 512 MB (512/1769 of a vCPU, "
-             "$0.0000166667 per GB-second), the S3 transfer not counted. Quality: FLAC is lossless (decoded "
-             "bit-exactly by `flac -d` in the tests); G.711 is the ITU reference quantizer. **No objective "
-             "speech-quality measure (PESQ, ViSQOL) was run: not measured.** Opus: not implemented.", "",
-             "| codec | encoder | MB per hour | CPU s per audio hour | CPU vs ours | peak RSS MiB | Lambda $ / 1,000 min |",
-             "|---|---|---|---|---|---|---|"]
+             "$0.0000166667 per GB-second), the S3 transfer not counted. Quality: PESQ narrowband (ITU-T P.862 "
+             "MOS-LQO, 1.0 to 4.5, `pesq` from PyPI, `scripts/quality.py`) of each channel of the 18-s call "
+             "encoded by that row's command and decoded to 8 kHz (opusdec for Ogg, ffmpeg otherwise), against the "
+             "call (mono rows: against ffmpeg's `-ac 1` average of it); crosstalk is each decoded channel's "
+             "energy where only the other talker speaks, relative to where its own does (dB, lower is apart; a "
+             "mono fold-down is about 0). FLAC decodes bit-exactly (tested), so its PESQ is the PCM's own "
+             "(4.5 is the scale's top; PESQ of a signal against itself gives 4.55).", "",
+             "| codec | encoder | MB per hour | CPU s per audio hour | CPU vs ours | peak RSS MiB | Lambda $ / 1,000 min | PESQ NB (L / R) | crosstalk dB (L / R) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    if not have_pesq:
+        print("*** SKIP the quality column: no .venv/bin/python with pesq and numpy, or no speech call ***",
+              file=sys.stderr, flush=True)
     ours = {}
-    for codec, who, argv in rows:
-        if argv[0] == "flac" and shutil.which("flac") is None:
-            lines.append(f"| {codec} | {who} | **SKIP: flac not installed** | | | | |")
-            continue
-        if os.path.exists(argv[-1] if argv[0] != "flac" else argv[5]):
-            os.remove(argv[-1] if argv[0] != "flac" else argv[5])
-        cpu, rss = cpu_rss(argv)
+    out = lambda n: os.path.join(WORK, f"codec-{n}")
+    qout = lambda n: os.path.join(WORK, f"quality-{n}")
+    for (codec, who, argv, channels), (_, _, qargv, _) in zip(codec_rows(bh, wav, out), codec_rows(bh, sample, qout)):
         path = argv[5] if argv[0] == "flac" else argv[-1]
+        if shutil.which(argv[0]) is None and not os.path.isabs(argv[0]):
+            lines.append(f"| {codec} | {who} | **SKIP: {argv[0]} not installed** | | | | | | |")
+            continue
+        if os.path.exists(path):
+            os.remove(path)
+        cpu, rss = cpu_rss(argv)
         mb = os.path.getsize(path) / 1e6 / hours
         per_hour = cpu / hours
         if who == "ours":
@@ -128,7 +187,12 @@ def codecs(bh, wav, minutes):
             r = per_hour / ours[codec] if ours[codec] > 0 else float("inf")
             vs = f"{r:.2f}x" if r != float("inf") else "n/a"
         lam = per_hour / 60 / share * 0.5 * gb_s * 1000
-        lines.append(f"| {codec} | {who} | {mb:.1f} | {per_hour:.2f} | {vs} | {rss / 1024:.1f} | ${lam:.5f} |")
+        if have_pesq:
+            qpath = qargv[5] if qargv[0] == "flac" else qargv[-1]
+            pesq, leak = quality(bh, sample, codec, who, qargv, qpath, channels)
+        else:
+            pesq, leak = "**SKIP**", ""
+        lines.append(f"| {codec} | {who} | {mb:.1f} | {per_hour:.2f} | {vs} | {rss / 1024:.1f} | ${lam:.5f} | {pesq} | {leak} |")
     lines.append("")
     text = "\n".join(lines)
     print(text, flush=True)

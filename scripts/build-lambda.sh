@@ -8,6 +8,7 @@
 # (it never fetches a target itself).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/ensure-cmake.sh   # libopus builds with cmake: from PyPI when the machine has none
 arch=${ARCH:-x86_64}
 flag=()
 if [ "$arch" = arm64 ]; then

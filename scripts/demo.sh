@@ -6,5 +6,6 @@
 # own code and prints the completion report. Extra arguments go to `demo` (see --help).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/ensure-cmake.sh   # libopus builds with cmake: from PyPI when the machine has none
 export AWS_EC2_METADATA_DISABLED=true   # never ask instance metadata for anything
 exec cargo run --release --locked -p manifest-builder -- demo "$@"

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # The README's test command: every test of the workspace against a real S3 server on loopback.
 #
-# It starts moto on a free 127.0.0.1 port (on first use it installs moto, and cargo-lambda for the
-# test that runs the built function under `cargo lambda watch`, from PyPI into ./.venv, and the
+# It starts moto on a free 127.0.0.1 port (on first use it installs moto, cargo-lambda for the
+# test that runs the built function under `cargo lambda watch`, and pesq for the Opus quality
+# floor, from PyPI into ./.venv, and the
 # AWS CLI v1 into ./.venv-awscli; nothing else is installed), builds the binaries the end-to-end tests drive, runs
 # `cargo test --workspace`, and stops moto on exit. Static credentials and an explicit region:
 # the AWS SDK never looks for instance metadata. Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+. scripts/ensure-cmake.sh   # libopus builds with cmake: from PyPI when the machine has none
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
 export AWS_EC2_METADATA_DISABLED=true
 unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL AWS_ENDPOINT_URL_S3 || true
@@ -19,6 +21,11 @@ eval "$(scripts/start-moto.sh)"
 if [ ! -x .venv/bin/cargo-lambda ]; then
   echo "installing cargo-lambda (PyPI) into .venv ..." >&2
   .venv/bin/pip install -q --disable-pip-version-check 'cargo-lambda==1.9.2' >&2
+fi
+# PESQ (ITU-T P.862, from PyPI) for the speech-quality floor of the Opus test (scripts/quality.py).
+if ! .venv/bin/python -c 'import pesq, numpy' 2>/dev/null; then
+  echo "installing pesq and numpy (PyPI) into .venv ..." >&2
+  .venv/bin/pip install -q --disable-pip-version-check 'numpy==2.4.6' 'pesq==0.0.4' >&2
 fi
 # The AWS CLI v1 for the stock-client test, in its own venv: it pins its own botocore.
 if [ ! -x .venv-awscli/bin/aws ]; then

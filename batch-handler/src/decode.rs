@@ -1,15 +1,16 @@
 //! Any of our outputs back to 16-bit PCM WAV, streaming, for the tools that want PCM (a player,
 //! Transcribe with `MediaFormat=wav`, an analysis pipeline): G.711 A-law or µ-law WAV is expanded
-//! by the reference tables, FLAC is decoded by `claxon` (pure Rust) block by block.
+//! by the reference tables, FLAC is decoded by `claxon` (pure Rust) block by block, Ogg Opus
+//! by libopus packet by packet (at the recording's rate when libopus decodes at it, else 48 kHz).
 
-use std::io::{Read, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 
 use crate::wav::{self, SampleKind};
 
 /// What was decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decoded {
-    /// `alaw`, `mulaw` or `flac`.
+    /// `alaw`, `mulaw`, `flac` or `opus`.
     pub from: &'static str,
     /// Channels written.
     pub channels: u16,
@@ -31,6 +32,9 @@ pub enum DecodeError {
     /// The FLAC stream is broken.
     #[error("FLAC: {0}")]
     Flac(String),
+    /// The Ogg Opus stream is broken.
+    #[error(transparent)]
+    Opus(#[from] crate::opus::OpusError),
     /// Nothing of ours to decode.
     #[error("{0}")]
     Unsupported(String),
@@ -64,7 +68,7 @@ pub fn write_pcm16_header<W: Write>(
 }
 
 /// Decodes `input` (`size` bytes) into a PCM16 WAV on `out`.
-pub fn decode<R: Read, W: Write>(
+pub fn decode<R: Read + Seek, W: Write + Seek>(
     mut input: R,
     size: u64,
     mut out: W,
@@ -73,6 +77,10 @@ pub fn decode<R: Read, W: Write>(
     let n = read_full(&mut input, &mut head)?;
     if n == 4 && &head == crate::flac::MAGIC {
         return decode_flac(std::io::Cursor::new(head).chain(input), out);
+    }
+    if n == 4 && &head == crate::opus::MAGIC {
+        input.seek(SeekFrom::Start(0))?;
+        return decode_opus(input, out);
     }
     // A WAV: its header, then its G.711 codes.
     let mut header = wav::HeaderReader::new(size);
@@ -138,6 +146,34 @@ fn read_full<R: Read>(r: &mut R, buf: &mut [u8]) -> std::io::Result<usize> {
         }
     }
     Ok(n)
+}
+
+/// Ogg Opus: the header written with no length, the samples as they are decoded, then the header
+/// again with the length (known at the last page).
+fn decode_opus<R: Read + Seek, W: Write + Seek>(
+    input: R,
+    mut out: W,
+) -> Result<Decoded, DecodeError> {
+    let start = out.stream_position()?;
+    write_pcm16_header(&mut out, 1, 8000, 0)?;
+    let mut bytes = Vec::new();
+    let info = crate::opus::decode(input, |pcm| {
+        bytes.clear();
+        for s in pcm {
+            bytes.extend_from_slice(&s.to_le_bytes());
+        }
+        out.write_all(&bytes).map_err(crate::opus::OpusError::Io)
+    })?;
+    out.seek(SeekFrom::Start(start))?;
+    write_pcm16_header(&mut out, info.channels, info.rate, info.frames)?;
+    out.seek(SeekFrom::End(0))?;
+    out.flush()?;
+    Ok(Decoded {
+        from: "opus",
+        channels: info.channels,
+        sample_rate: info.rate,
+        frames: info.frames,
+    })
 }
 
 fn decode_flac<R: Read, W: Write>(input: R, mut out: W) -> Result<Decoded, DecodeError> {
@@ -206,6 +242,40 @@ mod tests {
         w
     }
 
+    fn dec(input: &[u8]) -> Result<(Decoded, Vec<u8>), DecodeError> {
+        let mut out = std::io::Cursor::new(Vec::new());
+        let d = decode(std::io::Cursor::new(input), input.len() as u64, &mut out)?;
+        Ok((d, out.into_inner()))
+    }
+
+    #[test]
+    fn opus_decodes_to_a_wav_of_the_right_length_and_channels() {
+        let samples: Vec<i16> = (0..2 * 8123)
+            .map(|i| (((i / 2) as f64 * if i % 2 == 0 { 0.3 } else { 0.11 }).sin() * 9000.0) as i16)
+            .collect();
+        let input = wav(2, 8000, &samples);
+        let (_, out) = crate::encode::encode_wav(
+            &input[..],
+            input.len() as u64,
+            std::io::Cursor::new(Vec::new()),
+            Downmix::Stereo,
+            crate::encode::Spooled::Opus { bitrate: 16000 },
+        )
+        .unwrap();
+        let ogg = out.into_inner();
+        let (d, back) = dec(&ogg).unwrap();
+        assert_eq!(
+            (d.from, d.channels, d.sample_rate, d.frames),
+            ("opus", 2, 8000, 8123)
+        );
+        assert_eq!(back.len(), 44 + 8123 * 4);
+        assert_eq!(
+            &back[..44],
+            &wav(2, 8000, &samples)[..44],
+            "the same header"
+        );
+    }
+
     #[test]
     fn flac_decodes_back_to_the_same_pcm() {
         let samples: Vec<i16> = (0..2 * 9000)
@@ -213,16 +283,16 @@ mod tests {
             .collect();
         for rate in [8000, 16000, 44100] {
             let input = wav(2, rate, &samples);
-            let (_, out) = crate::flac::encode_wav(
+            let (_, out) = crate::encode::encode_wav(
                 &input[..],
                 input.len() as u64,
                 std::io::Cursor::new(Vec::new()),
                 Downmix::Stereo,
+                crate::encode::Spooled::Flac,
             )
             .unwrap();
             let flac = out.into_inner();
-            let mut back = Vec::new();
-            let d = decode(&flac[..], flac.len() as u64, &mut back).unwrap();
+            let (d, back) = dec(&flac).unwrap();
             assert_eq!(
                 (d.from, d.channels, d.sample_rate, d.frames),
                 ("flac", 2, rate, 9000)
@@ -239,8 +309,7 @@ mod tests {
         let mut alaw = Vec::new();
         t.feed(&input, &mut alaw).unwrap();
         t.finish().unwrap();
-        let mut back = Vec::new();
-        let d = decode(&alaw[..], alaw.len() as u64, &mut back).unwrap();
+        let (d, back) = dec(&alaw).unwrap();
         assert_eq!((d.from, d.frames), ("alaw", 1000));
         let want: Vec<u8> = samples
             .iter()
@@ -256,13 +325,15 @@ mod tests {
     #[test]
     fn pcm_and_garbage_are_refused_with_a_reason() {
         let pcm = wav(1, 8000, &[1, 2, 3]);
-        let e = decode(&pcm[..], pcm.len() as u64, Vec::new()).unwrap_err();
+        let e = dec(&pcm).unwrap_err();
         assert!(e.to_string().contains("already PCM"), "{e}");
-        let e = decode(&b"hello world"[..], 11, Vec::new()).unwrap_err();
+        let e = dec(b"hello world").unwrap_err();
         assert!(e.to_string().contains("RIFF"), "{e}");
-        let e = decode(&b"fLaC\0\0"[..], 6, Vec::new()).unwrap_err();
+        let e = dec(b"fLaC\0\0").unwrap_err();
         assert!(e.to_string().starts_with("FLAC"), "{e}");
-        let e = decode(&[][..], 0, Vec::new()).unwrap_err();
+        let e = dec(&[]).unwrap_err();
         assert!(e.to_string().contains("empty"), "{e}");
+        let e = dec(b"OggS\0\0\0").unwrap_err();
+        assert!(e.to_string().starts_with("Ogg Opus"), "{e}");
     }
 }

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
+use batch_handler::encode::Spooled;
 use batch_handler::file::{self, FileError, Layout};
 use batch_handler::transcode::TranscodeError;
 use batch_handler::{Codec, Downmix, Handler, Options, Settings, client};
@@ -26,22 +27,26 @@ struct Cli {
 enum Command {
     /// Convert a local WAV with exactly the code the Lambda runs.
     Transcode {
-        /// Input WAV (PCM 8/16/24/32-bit or float, mono or stereo; 8000 Hz for G.711).
+        /// Input WAV (PCM 8/16/24/32-bit or float, mono or stereo, 8 to 96 kHz; G.711 output
+        /// is resampled to 8 kHz).
         input: PathBuf,
-        /// Output WAV; written to a temporary name and renamed when complete.
+        /// Output file; written to a temporary name and renamed when complete.
         output: PathBuf,
         /// average | sum | left | right | stereo.
         #[arg(long, default_value = "average")]
         downmix: Downmix,
-        /// alaw | mulaw | flac (lossless; any input rate kept).
+        /// alaw | mulaw | flac (lossless; any input rate kept) | opus (Ogg Opus).
         #[arg(long, default_value = "alaw")]
         codec: String,
+        /// Opus bit rate per channel, bits per second (8000 to 128000).
+        #[arg(long, default_value_t = batch_handler::encode::DEFAULT_OPUS_BITRATE)]
+        opus_bitrate: u32,
         /// Flush the output to disk before renaming it into place (what a script that deletes
         /// the input afterwards wants; ffmpeg and sox do not sync).
         #[arg(long)]
         sync: bool,
     },
-    /// Decode one of our outputs (G.711 WAV or FLAC) back to 16-bit PCM WAV, for players and
+    /// Decode one of our outputs (G.711 WAV, FLAC or Ogg Opus) back to 16-bit PCM WAV, for players and
     /// tools that need PCM; streaming, any length.
     Decode {
         /// The converted recording.
@@ -114,18 +119,31 @@ fn main() -> ExitCode {
             output,
             downmix,
             codec,
+            opus_bitrate,
             sync,
-        } if codec.eq_ignore_ascii_case("flac") => flac_file(&input, &output, downmix, sync),
-        Command::Transcode {
-            input,
-            output,
-            downmix,
-            codec,
-            sync,
-        } => match codec.parse::<Codec>() {
-            Ok(codec) => transcode_file(&input, &output, Options { codec, downmix }, sync),
-            Err(e) => Err(anyhow::anyhow!("--codec: {e}; or flac")),
-        },
+        } => {
+            let spooled = match codec.to_ascii_lowercase().as_str() {
+                "flac" => Ok(Some(Spooled::Flac)),
+                "opus" if (8_000..=128_000).contains(&opus_bitrate) => Ok(Some(Spooled::Opus {
+                    bitrate: opus_bitrate,
+                })),
+                "opus" => Err(anyhow::anyhow!(
+                    "--opus-bitrate {opus_bitrate}: from 8000 to 128000 bits per second per channel (below 8000 libopus folds stereo into mono)"
+                )),
+                _ => codec
+                    .parse::<Codec>()
+                    .map(|_| None)
+                    .map_err(|e| anyhow::anyhow!("--codec: {e}; or flac, opus")),
+            };
+            match spooled {
+                Ok(Some(kind)) => spooled_file(&input, &output, downmix, kind, sync),
+                Ok(None) => {
+                    let codec = codec.parse::<Codec>().expect("parsed above");
+                    transcode_file(&input, &output, Options { codec, downmix }, sync)
+                }
+                Err(e) => Err(e),
+            }
+        }
         Command::Decode { input, output } => decode_file(&input, &output),
         Command::Invoke {
             event,
@@ -313,27 +331,30 @@ fn decode_file(input: &Path, output: &Path) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// `transcode --codec flac`: the input streamed through the FLAC encoder into a temporary file,
-/// renamed into place when complete.
-fn flac_file(
+/// `transcode --codec flac|opus`, and G.711 from a rate other than 8 kHz: the input streamed
+/// through the encoder (and the resampler) into a temporary file, renamed into place when
+/// complete.
+fn spooled_file(
     input: &Path,
     output: &Path,
     downmix: Downmix,
+    kind: Spooled,
     sync: bool,
 ) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
     let (file, len, tmp, writer) = open_pair(input, output)?;
-    let result = batch_handler::flac::encode_wav(
+    let result = batch_handler::encode::encode_wav(
         std::io::BufReader::new(file),
         len,
         std::io::BufWriter::new(writer),
         downmix,
+        kind,
     );
     let (done, writer) = match result {
         Ok(ok) => ok,
         Err(e) => {
             let _ = std::fs::remove_file(&tmp);
-            if let batch_handler::flac::EncodeError::Transcode(TranscodeError::AlreadyEncoded {
+            if let batch_handler::encode::EncodeError::Transcode(TranscodeError::AlreadyEncoded {
                 ..
             }) = e
             {
@@ -353,11 +374,12 @@ fn flac_file(
     std::fs::rename(&tmp, output)
         .with_context(|| format!("renaming {} to {}", tmp.display(), output.display()))?;
     eprintln!(
-        "{} -> {}: {} -> flac {} Hz {}ch, {} frames, {} -> {} bytes in {:.3} s",
+        "{} -> {}: {} -> {} {} Hz {}ch, {} frames, {} -> {} bytes in {:.3} s",
         input.display(),
         output.display(),
         done.input.describe(),
-        done.input.sample_rate,
+        kind.name(),
+        done.rate,
         done.channels,
         done.frames,
         len,
@@ -396,6 +418,16 @@ fn transcode_file(
         Ok(plan) => plan,
         Err(e) => {
             let _ = std::fs::remove_file(&tmp);
+            if let Some(TranscodeError::NeedsResampling { .. }) = e.downcast_ref::<TranscodeError>()
+            {
+                return spooled_file(
+                    input,
+                    output,
+                    options.downmix,
+                    Spooled::G711(options.codec),
+                    sync,
+                );
+            }
             if let Some(TranscodeError::AlreadyEncoded { .. }) = e.downcast_ref::<TranscodeError>()
             {
                 eprintln!("{}: {e}; nothing written", input.display());

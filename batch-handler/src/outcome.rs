@@ -57,9 +57,9 @@ impl Outcome {
             TranscodeError::StreamEnded { .. } => {
                 Outcome::Temporary(format!("reading the object: {err}"))
             }
-            TranscodeError::AlreadyEncoded { .. } | TranscodeError::Wav(_) => {
-                Outcome::Permanent(err.to_string())
-            }
+            TranscodeError::AlreadyEncoded { .. }
+            | TranscodeError::Wav(_)
+            | TranscodeError::NeedsResampling { .. } => Outcome::Permanent(err.to_string()),
         }
     }
 }

@@ -31,6 +31,11 @@ pub enum Encoding {
     G711,
     /// FLAC, lossless, any input rate kept: encoded into a spool file, then one PUT of it.
     Flac,
+    /// Opus in Ogg at `bitrate` bits per second per channel, spooled like FLAC.
+    Opus {
+        /// Per channel (`OPUS_BITRATE`).
+        bitrate: u32,
+    },
 }
 
 impl Encoding {
@@ -39,6 +44,16 @@ impl Encoding {
         match self {
             Encoding::G711 => "audio/wav",
             Encoding::Flac => "audio/flac",
+            Encoding::Opus { .. } => "audio/ogg",
+        }
+    }
+
+    /// The spooled conversion for this encoding (G.711 only spools when it resamples).
+    pub fn spooled(self, codec: Codec) -> crate::encode::Spooled {
+        match self {
+            Encoding::G711 => crate::encode::Spooled::G711(codec),
+            Encoding::Flac => crate::encode::Spooled::Flac,
+            Encoding::Opus { bitrate } => crate::encode::Spooled::Opus { bitrate },
         }
     }
 }
@@ -48,8 +63,14 @@ impl Encoding {
 pub struct Settings {
     /// Codec and downmix.
     pub options: Options,
-    /// G.711 (the law in `options`) or FLAC: the `codec` setting.
+    /// G.711 (the law in `options`), FLAC or Opus: the `codec` setting.
     pub encoding: Encoding,
+    /// Opus bit rate per channel (`OPUS_BITRATE`), kept apart so that the order of `codec` and
+    /// `opusBitrate` does not matter.
+    pub opus_bitrate: u32,
+    /// Replaces the key's extension in the output key (`OUTPUT_SUFFIX`, e.g. `.ogg`): only with
+    /// a destination, since in place the key is kept.
+    pub output_suffix: Option<String>,
     /// Storage class of the written object.
     pub storage_class: StorageClass,
     /// Tag that marks a converted recording (and makes later runs skip it).
@@ -74,6 +95,8 @@ impl Default for Settings {
         Settings {
             options: Options::default(),
             encoding: Encoding::G711,
+            opus_bitrate: crate::encode::DEFAULT_OPUS_BITRATE,
+            output_suffix: None,
             storage_class: StorageClass::GlacierIr,
             tag_key: "converted".into(),
             tag_value: "true".into(),
@@ -113,6 +136,14 @@ const KNOBS: &[Knob] = &[
     Knob {
         env: "DOWNMIX",
         arg: Some("downmix"),
+    },
+    Knob {
+        env: "OPUS_BITRATE",
+        arg: Some("opusBitrate"),
+    },
+    Knob {
+        env: "OUTPUT_SUFFIX",
+        arg: Some("outputSuffix"),
     },
     Knob {
         env: "STORAGE_CLASS",
@@ -160,6 +191,22 @@ fn parse_bool(v: &str) -> Result<bool, String> {
     }
 }
 
+/// Bits per second per channel: `16000`, `16k` or `16kbps`, from 8 to 128 kb/s (at 6 kb/s per
+/// channel libopus was measured folding two talkers into one, BENCHMARKS.md).
+fn parse_bitrate(v: &str) -> Result<u32, String> {
+    let lower = v.to_ascii_lowercase();
+    let digits = lower.trim_end_matches("bps").trim_end_matches("b/s");
+    let n = match digits.strip_suffix('k') {
+        Some(k) => k.parse::<f64>().ok().map(|k| (k * 1000.0).round() as u64),
+        None => digits.parse::<u64>().ok(),
+    };
+    n.filter(|n| (8_000..=128_000).contains(n))
+        .map(|n| n as u32)
+        .ok_or_else(|| {
+            format!("'{v}' is not a bit rate per channel from 8000 to 128000 (or 8k to 128k): below 8 kb/s libopus folds two channels into one")
+        })
+}
+
 fn parse_storage_class(v: &str) -> Result<StorageClass, String> {
     let upper = v.to_ascii_uppercase();
     let known = StorageClass::values();
@@ -191,7 +238,7 @@ impl Settings {
                 })?;
             }
         }
-        Ok(s)
+        s.check("environment variable")
     }
 
     /// These settings overridden by a job's userArguments; unknown arguments are refused.
@@ -217,16 +264,46 @@ impl Settings {
             };
             s.apply(knob, value).map_err(err)?;
         }
-        Ok(s)
+        s.check("user argument")
     }
 
     fn apply(&mut self, knob: &Knob, value: &str) -> Result<(), String> {
         let v = value.trim();
         match knob.env {
             "CODEC" if v.eq_ignore_ascii_case("flac") => self.encoding = Encoding::Flac,
+            "CODEC" if v.eq_ignore_ascii_case("opus") => {
+                self.encoding = Encoding::Opus {
+                    bitrate: self.opus_bitrate,
+                }
+            }
             "CODEC" => {
-                self.options.codec = v.parse::<Codec>().map_err(|e| format!("{e}; or flac"))?;
+                self.options.codec = v
+                    .parse::<Codec>()
+                    .map_err(|e| format!("{e}; or flac, opus"))?;
                 self.encoding = Encoding::G711;
+            }
+            "OPUS_BITRATE" => {
+                self.opus_bitrate = parse_bitrate(v)?;
+                if let Encoding::Opus { bitrate } = &mut self.encoding {
+                    *bitrate = self.opus_bitrate;
+                }
+            }
+            "OUTPUT_SUFFIX" => {
+                self.output_suffix = match v {
+                    "" | "keep" => None,
+                    s if s.starts_with('.')
+                        && s.len() <= 16
+                        && s[1..].bytes().all(|b| b.is_ascii_alphanumeric())
+                        && s.len() > 1 =>
+                    {
+                        Some(s.to_string())
+                    }
+                    _ => {
+                        return Err(format!(
+                            "'{v}' is not a suffix: a dot and up to 15 letters or digits (.ogg), or keep"
+                        ));
+                    }
+                }
             }
             "DOWNMIX" => self.options.downmix = v.parse::<Downmix>()?,
             "STORAGE_CLASS" => self.storage_class = parse_storage_class(v)?,
@@ -293,12 +370,31 @@ impl Settings {
         Ok(())
     }
 
-    /// The output codec's name: `alaw`, `mulaw` or `flac`.
+    /// The output codec's name: `alaw`, `mulaw`, `flac` or `opus`.
     pub fn codec_name(&self) -> &'static str {
         match self.encoding {
             Encoding::G711 => self.options.codec.name(),
             Encoding::Flac => "flac",
+            Encoding::Opus { .. } => "opus",
         }
+    }
+
+    /// Settings that only make sense together, checked once all are read.
+    fn check(self, source_name: &'static str) -> Result<Settings, SettingsError> {
+        if self.output_suffix.is_some() && self.target == Target::InPlace {
+            return Err(SettingsError {
+                source_name,
+                name: if source_name == "user argument" {
+                    "outputSuffix".into()
+                } else {
+                    "OUTPUT_SUFFIX".into()
+                },
+                reason: "needs a destination (DEST_BUCKET or DEST_PREFIX): in place the key is \
+                         kept, as replacing the original requires"
+                    .into(),
+            });
+        }
+        Ok(self)
     }
 
     /// The settings as shown by `invoke --dry-run` and in logs.
@@ -312,6 +408,8 @@ impl Settings {
         };
         serde_json::json!({
             "codec": self.codec_name(),
+            "opusBitrate": matches!(self.encoding, Encoding::Opus { .. }).then_some(self.opus_bitrate),
+            "outputSuffix": self.output_suffix,
             "downmix": self.options.downmix.name(),
             "storageClass": self.storage_class.as_str(),
             "tag": format!("{}={}", self.tag_key, self.tag_value),
@@ -410,12 +508,56 @@ mod tests {
             e.contains("only be set in the function's environment"),
             "{e}"
         );
-        let bad: BTreeMap<String, String> = [("codec".to_string(), "opus".to_string())].into();
+        let bad: BTreeMap<String, String> = [("codec".to_string(), "vorbis".to_string())].into();
+        let e = base.with_user_arguments(&bad).unwrap_err().to_string();
         assert!(
-            base.with_user_arguments(&bad)
-                .unwrap_err()
-                .to_string()
-                .contains("unknown codec 'opus'")
+            e.contains("unknown codec 'vorbis'") && e.contains("opus"),
+            "{e}"
         );
+    }
+
+    #[test]
+    fn opus_bitrate_and_suffix_are_read_in_any_order_and_checked() {
+        let args = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let base = from(&[]).unwrap();
+        let s = base
+            .with_user_arguments(&args(&[("opusBitrate", "24k"), ("codec", "opus")]))
+            .unwrap();
+        assert_eq!(s.encoding, Encoding::Opus { bitrate: 24_000 });
+        let s = from(&[("OPUS_BITRATE", "12000"), ("CODEC", "OPUS")]).unwrap();
+        assert_eq!(s.encoding, Encoding::Opus { bitrate: 12_000 });
+        assert_eq!(
+            from(&[("CODEC", "opus")]).unwrap().encoding,
+            Encoding::Opus {
+                bitrate: crate::encode::DEFAULT_OPUS_BITRATE
+            }
+        );
+        for bad in ["6000", "200k", "fast", ""] {
+            assert!(from(&[("OPUS_BITRATE", bad)]).is_err(), "{bad}");
+        }
+        let e = base
+            .with_user_arguments(&args(&[("outputSuffix", ".ogg")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("user argument outputSuffix: needs a destination"),
+            "{e}"
+        );
+        let s = base
+            .with_user_arguments(&args(&[("outputSuffix", ".ogg"), ("destPrefix", "opus/")]))
+            .unwrap();
+        assert_eq!(s.output_suffix.as_deref(), Some(".ogg"));
+        for bad in ["ogg", ".o/g", ".", ".toolongsuffix12345"] {
+            assert!(
+                base.with_user_arguments(&args(&[("outputSuffix", bad), ("destPrefix", "x/")]))
+                    .is_err(),
+                "{bad}"
+            );
+        }
     }
 }

@@ -202,13 +202,39 @@ async fn convert(
         Carried::Tags(tags) => tags,
         Carried::Converted(skip) => return Ok(skip),
     };
-    if settings.encoding == Encoding::Flac {
-        return convert_spooled(ctx, settings, task, marker, output, original, body, &tags).await;
+    if settings.encoding != Encoding::G711 {
+        let spooled = settings.encoding.spooled(settings.options.codec);
+        return convert_spooled(
+            ctx,
+            settings,
+            task,
+            marker,
+            (output, original),
+            (Vec::new(), body),
+            &tags,
+            spooled,
+        )
+        .await;
     }
     // 3. Read up to the first audio byte: then the output length is known.
     let (plan, body, transcoder, first) = match read_plan(body, settings, original.size).await? {
         Planned::Plan(p) => *p,
         Planned::Skip(skip) => return Ok(skip),
+        Planned::Resample(read, body) => {
+            // Not 8 kHz: resampled to it, through the spool (the length is known at the end).
+            let spooled = crate::encode::Spooled::G711(settings.options.codec);
+            return convert_spooled(
+                ctx,
+                settings,
+                task,
+                marker,
+                (output, original),
+                (read, body),
+                &tags,
+                spooled,
+            )
+            .await;
+        }
     };
     if let Some(hook) = &ctx.hooks.before_write {
         hook(task.clone()).await;
@@ -227,6 +253,7 @@ async fn convert(
         seconds: plan.seconds(),
         len: plan.output_len,
         content_type: Encoding::G711.content_type(),
+        bitrate: None,
     };
     let put = build_put(
         ctx,
@@ -265,7 +292,10 @@ async fn output_of(ctx: &Context, settings: &Settings, task: &Task) -> Result<Ou
         Target::InPlace => (task.bucket.clone(), task.key.clone()),
         Target::Destination { bucket, prefix } => (
             bucket.clone().unwrap_or_else(|| task.bucket.clone()),
-            format!("{prefix}{}", task.key),
+            format!(
+                "{prefix}{}",
+                with_suffix(&task.key, settings.output_suffix.as_deref())
+            ),
         ),
     };
     let in_place = bucket == task.bucket && key == task.key;
@@ -290,6 +320,19 @@ async fn output_of(ctx: &Context, settings: &Settings, task: &Task) -> Result<Ou
         key,
         in_place,
     })
+}
+
+/// `key` with its extension (after the last `.` of the last path segment) replaced by `suffix`,
+/// or `suffix` appended when it has none.
+fn with_suffix(key: &str, suffix: Option<&str>) -> String {
+    let Some(suffix) = suffix else {
+        return key.to_string();
+    };
+    let name_start = key.rfind('/').map_or(0, |i| i + 1);
+    match key[name_start..].rfind('.') {
+        Some(dot) if dot > 0 => format!("{}{suffix}", &key[..name_start + dot]),
+        _ => format!("{key}{suffix}"),
+    }
 }
 
 async fn read_original(ctx: &Context, task: &Task) -> Result<(Original, ByteStream), Outcome> {
@@ -407,6 +450,8 @@ enum Planned {
     Plan(Box<PlanAndRest>),
     /// Already G.711: nothing to do.
     Skip(Summary),
+    /// Not 8 kHz: what was read so far (the header and a little audio), and the rest.
+    Resample(Vec<bytes::Bytes>, ByteStream),
 }
 
 async fn read_plan(
@@ -417,6 +462,9 @@ async fn read_plan(
     let mut transcoder = Transcoder::new(settings.options, size);
     let mut out = Vec::with_capacity(SEND_CHUNK * 2);
     let mut received = 0u64;
+    // Kept until the header is read (a WAV header is a few hundred bytes; the pieces held are
+    // the header's and the one holding the first audio byte).
+    let mut read = Vec::new();
     loop {
         match body.next().await {
             Some(Ok(bytes)) => {
@@ -426,6 +474,7 @@ async fn read_plan(
                     return Ok(Planned::Skip(skip));
                 }
                 received += bytes.len() as u64;
+                read.push(bytes.clone());
                 match transcoder.feed(&bytes, &mut out) {
                     Ok(Some(plan)) => {
                         return Ok(Planned::Plan(Box::new((plan, body, transcoder, out))));
@@ -433,6 +482,9 @@ async fn read_plan(
                     Ok(None) => {}
                     Err(TranscodeError::AlreadyEncoded { codec, format }) => {
                         return Ok(Planned::Skip(already_g711(codec, &format, size)));
+                    }
+                    Err(TranscodeError::NeedsResampling { .. }) => {
+                        return Ok(Planned::Resample(read, body));
                     }
                     Err(e) => return Err(Outcome::from_transcode(&e)),
                 }
@@ -470,6 +522,8 @@ struct Shape {
     seconds: f64,
     len: u64,
     content_type: &'static str,
+    /// Opus bit rate per channel (in the mark, so that `verify` encodes the same way).
+    bitrate: Option<u32>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -495,11 +549,12 @@ fn build_put(
     metadata.insert(
         MARK_METADATA.into(),
         format!(
-            "{}/{} {} {}",
+            "{}/{} {} {}{}",
             env!("CARGO_PKG_NAME"),
             env!("CARGO_PKG_VERSION"),
             shape.codec,
-            shape.downmix
+            shape.downmix,
+            shape.bitrate.map_or(String::new(), |b| format!(" {b}bps"))
         ),
     );
     metadata.insert(TASK_METADATA.into(), marker_header(marker));
@@ -813,48 +868,61 @@ fn already_compressed(first: &[u8], size: u64) -> Option<Summary> {
     })
 }
 
-fn spool_error(e: impl std::fmt::Display) -> Outcome {
+fn spool_error(codec: &str, e: impl std::fmt::Display) -> Outcome {
     Outcome::Temporary(format!(
-        "encoding FLAC into the spool file ({}): {e}",
+        "encoding {codec} into the spool file ({}): {e}",
         std::env::temp_dir().display()
     ))
 }
 
-/// FLAC: the header read from the stream, the audio encoded block by block into a spool file as
-/// it arrives (memory: one block), then one conditional PUT of the file, its CRC32 compared with
-/// what S3 stored. A failure anywhere before the PUT commits nothing.
+/// FLAC, Opus, and G.711 from a rate other than 8 kHz: the header read from the stream, the
+/// audio encoded block by block into a spool file as it arrives (memory: one block), then one
+/// conditional PUT of the file, its CRC32 compared with what S3 stored. A failure anywhere
+/// before the PUT commits nothing. `read` is what of the body was read already.
 #[allow(clippy::too_many_arguments)]
 async fn convert_spooled(
     ctx: &Context,
     settings: &Settings,
     task: &Task,
     marker: &str,
-    output: Output,
-    original: Original,
-    mut body: ByteStream,
+    (output, original): (Output, Original),
+    (read, mut body): (Vec<bytes::Bytes>, ByteStream),
     tags: &[(String, String)],
+    kind: crate::encode::Spooled,
 ) -> Result<Summary, Outcome> {
+    use crate::encode::{EncodeError, Spool, WavToSpool};
     let size = original.size;
     let downmix = settings.options.downmix;
-    let (spool, file) = crate::flac::Spool::create("batch-handler").map_err(spool_error)?;
-    let mut conv = crate::flac::WavToFlac::new(
+    let codec = kind.name();
+    let spool_error = |e: &dyn std::fmt::Display| spool_error(codec, e);
+    let (spool, file) = Spool::create("batch-handler").map_err(|e| spool_error(&e))?;
+    let mut conv = WavToSpool::new(
         size,
         std::io::BufWriter::with_capacity(SEND_CHUNK, file),
         downmix,
+        kind,
     );
     // The task's own result type, as every step of it returns.
     #[allow(clippy::result_large_err)]
-    let failed = |e: crate::flac::EncodeError| match e {
-        crate::flac::EncodeError::Transcode(TranscodeError::AlreadyEncoded { codec, format }) => {
+    let failed = |e: EncodeError| match e {
+        EncodeError::Transcode(TranscodeError::AlreadyEncoded { codec, format }) => {
             Ok(already_g711(codec, &format, size))
         }
-        crate::flac::EncodeError::Transcode(t) => Err(Outcome::from_transcode(&t)),
-        crate::flac::EncodeError::Flac(f) => Err(spool_error(f)),
+        EncodeError::Transcode(t) => Err(Outcome::from_transcode(&t)),
+        EncodeError::Output(crate::encode::OutputError::Resample(r)) => {
+            Err(Outcome::Permanent(r.to_string()))
+        }
+        EncodeError::Output(f) => Err(spool_error(&f)),
     };
     let mut received = 0u64;
     let mut hooked = false;
+    let mut read = read.into_iter();
     while !conv.complete() {
-        match body.next().await {
+        let next = match read.next() {
+            Some(bytes) => Some(Ok(bytes)),
+            None => body.next().await,
+        };
+        match next {
             Some(Ok(bytes)) => {
                 if received == 0
                     && let Some(skip) = already_compressed(&bytes, size)
@@ -886,25 +954,28 @@ async fn convert_spooled(
         Ok(ok) => ok,
         Err(e) => return failed(e),
     };
-    let (data, format, len) = (done.data, done.input, done.len);
     drop(writer.into_inner().map_err(|e| spool_error(e.error()))?);
     // The CRC32 of exactly the bytes the PUT sends, to compare with what S3 stored.
     let mut crc = crc32fast::Hasher::new();
     spool
         .read_through(|piece| crc.update(piece))
-        .map_err(spool_error)?;
-    let seconds = data.frames() as f64 / f64::from(format.sample_rate);
+        .map_err(|e| spool_error(&e))?;
+    let seconds = done.seconds();
     let shape = Shape {
-        input_format: format.describe(),
-        codec: "flac",
+        input_format: done.input.describe(),
+        codec,
         downmix: downmix.name(),
         seconds,
-        len,
-        content_type: Encoding::Flac.content_type(),
+        len: done.len,
+        content_type: kind.content_type(),
+        bitrate: match kind {
+            crate::encode::Spooled::Opus { bitrate } => Some(bitrate),
+            _ => None,
+        },
     };
     let stream = ByteStream::from_path(&spool.path)
         .await
-        .map_err(spool_error)?;
+        .map_err(|e| spool_error(&e))?;
     let written = build_put(
         ctx, settings, &output, &original, &shape, tags, marker, stream,
     )
@@ -925,22 +996,31 @@ async fn convert_spooled(
         action: crate::outcome::Action::Converted,
         reason: None,
         bytes_in: size,
-        bytes_out: len,
+        bytes_out: done.len,
         duration_seconds: (seconds * 1000.0).round() / 1000.0,
         elapsed_seconds: 0.0,
         output_key: output.key,
         output_version_id: written.version_id().map(str::to_string),
-        codec: Some("flac".into()),
+        codec: Some(codec.into()),
         downmix: Some(downmix.name().into()),
-        input_format: Some(format.describe()),
-        dropped_bytes: data.partial_frame_bytes(),
-        missing_bytes: data.missing_bytes(),
+        input_format: Some(done.input.describe()),
+        dropped_bytes: done.data.partial_frame_bytes(),
+        missing_bytes: done.data.missing_bytes(),
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_suffix_replaces_the_last_extension_of_the_name_only() {
+        assert_eq!(with_suffix("a/b.wav", Some(".ogg")), "a/b.ogg");
+        assert_eq!(with_suffix("a.d/b", Some(".ogg")), "a.d/b.ogg");
+        assert_eq!(with_suffix("a/.hidden", Some(".ogg")), "a/.hidden.ogg");
+        assert_eq!(with_suffix("x.tar.wav", Some(".flac")), "x.tar.flac");
+        assert_eq!(with_suffix("a/b.wav", None), "a/b.wav");
+    }
 
     #[test]
     fn tagging_header_is_url_encoded() {

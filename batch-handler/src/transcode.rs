@@ -113,6 +113,14 @@ pub enum TranscodeError {
         /// Its format, described.
         format: String,
     },
+    /// 8 kHz is what G.711 is: another rate goes through the resampling (spooled) path.
+    #[error(
+        "sample rate {rate} Hz: G.711 is 8000 Hz, so this input is resampled (the spooled path)"
+    )]
+    NeedsResampling {
+        /// The input's rate.
+        rate: u32,
+    },
     /// The stream stopped before the length it announced (a cut connection, a file being written).
     #[error("input ended after {got} of {expected} audio bytes")]
     StreamEnded {
@@ -459,7 +467,11 @@ impl Transcoder {
                 format: data.format.describe(),
             });
         }
-        wav::check_g711_rate(&data.format)?;
+        if data.format.sample_rate != 8000 {
+            return Err(TranscodeError::NeedsResampling {
+                rate: data.format.sample_rate,
+            });
+        }
         let output_channels =
             if data.format.channels == 2 && self.options.downmix == Downmix::Stereo {
                 2

@@ -394,17 +394,6 @@ fn parse_fmt(b: &[u8]) -> Result<Format, WavError> {
     Ok(format)
 }
 
-/// G.711 carries 8 kHz only: another rate is refused for it (FLAC keeps any rate).
-pub fn check_g711_rate(format: &Format) -> Result<(), WavError> {
-    match format.sample_rate {
-        8000 => Ok(()),
-        rate => Err(WavError::Unsupported(format!(
-            "sample rate {rate} Hz (only 8000 Hz is converted to G.711; resampling is not \
-             supported: codec=flac keeps any rate)"
-        ))),
-    }
-}
-
 /// Total length of a G.711 WAV holding `frames` frames of `channels` channels, pad included.
 pub fn g711_file_len(channels: u16, frames: u64) -> u64 {
     let data = frames * u64::from(channels);
@@ -633,10 +622,9 @@ mod tests {
             let err = read_all(&bytes, 4).unwrap_err().to_string();
             assert!(err.contains(expect), "{err:?} should contain {expect:?}");
         }
-        // Any rate is read (FLAC keeps it); G.711 refuses all but 8 kHz, by name.
+        // Any rate is read (FLAC and Opus keep or resample it, G.711 resamples it).
         let wide = read_all(&pcm_header(1, 2, 16000, 16, 0), 4).unwrap();
-        let err = check_g711_rate(&wide.1.format).unwrap_err().to_string();
-        assert!(err.contains("sample rate 16000 Hz"), "{err}");
+        assert_eq!(wide.1.format.sample_rate, 16000);
         assert!(read_all(&pcm_header(1, 2, 0, 16, 0), 4).is_err(), "0 Hz");
         let mut bad_align = pcm_header(1, 2, 8000, 16, 0);
         bad_align[32] = 3;

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use batch_handler::encode::{Spooled, WavToSpool};
 use batch_handler::transcode::Transcoder;
 use batch_handler::{Downmix, Options, Settings};
 use proptest::prelude::*;
@@ -23,7 +24,14 @@ fn wav_like() -> impl Strategy<Value = Vec<u8>> {
     (
         prop_oneof![Just(1u16), Just(3), Just(0xFFFE), Just(6), any::<u16>()],
         prop_oneof![Just(1u16), Just(2), Just(6), Just(0), any::<u16>()],
-        prop_oneof![Just(8000u32), Just(16000), Just(0), any::<u32>()],
+        prop_oneof![
+            Just(8000u32),
+            Just(16000),
+            Just(44100),
+            Just(11025),
+            Just(0),
+            any::<u32>()
+        ],
         prop_oneof![
             Just(16u16),
             Just(8),
@@ -99,12 +107,19 @@ fn transcode(input: &[u8], cuts: &[usize], options: Options) -> Result<Vec<u8>, 
     Ok(out)
 }
 
-/// The FLAC path over `input` fed in `cuts`-sized pieces: the FLAC bytes, or the reason.
-fn to_flac(input: &[u8], cuts: &[usize], downmix: Downmix) -> Result<Vec<u8>, String> {
-    let mut conv = batch_handler::flac::WavToFlac::new(
+/// A spooled path (FLAC, Opus, resampled G.711) over `input` fed in `cuts`-sized pieces: the
+/// output bytes, or the reason.
+fn to_spooled(
+    input: &[u8],
+    cuts: &[usize],
+    downmix: Downmix,
+    kind: Spooled,
+) -> Result<Vec<u8>, String> {
+    let mut conv = WavToSpool::new(
         input.len() as u64,
         std::io::Cursor::new(Vec::new()),
         downmix,
+        kind,
     );
     let (mut at, mut i) = (0, 0);
     while at < input.len() && !conv.complete() {
@@ -122,20 +137,30 @@ proptest! {
     #![proptest_config(config(384))]
 
     #[test]
-    fn any_wav_like_input_to_flac_is_encoded_and_decodes_back_or_is_refused(
+    fn any_wav_like_input_to_a_spooled_codec_is_encoded_and_decodes_back_or_is_refused(
         input in wav_like(),
         cuts in prop::collection::vec(1usize..97, 1..5),
         downmix in downmix(),
+        kind in prop_oneof![
+            Just(Spooled::Flac),
+            Just(Spooled::Opus { bitrate: 16000 }),
+            Just(Spooled::G711(batch_handler::Codec::Alaw)),
+        ],
     ) {
-        let whole = to_flac(&input, &[input.len().max(1)], downmix);
-        let pieces = to_flac(&input, &cuts, downmix);
+        let whole = to_spooled(&input, &[input.len().max(1)], downmix, kind);
+        let pieces = to_spooled(&input, &cuts, downmix, kind);
         prop_assert_eq!(&whole, &pieces);
         match whole {
-            Ok(flac) => {
-                // Whatever was encoded decodes, to a WAV whose frame count the FLAC announced.
-                let mut back = Vec::new();
-                let d = batch_handler::decode::decode(&flac[..], flac.len() as u64, &mut back)
-                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            Ok(encoded) => {
+                // Whatever was encoded decodes, to a WAV whose frame count the stream announced.
+                let mut back = std::io::Cursor::new(Vec::new());
+                let d = batch_handler::decode::decode(
+                    std::io::Cursor::new(&encoded),
+                    encoded.len() as u64,
+                    &mut back,
+                )
+                .map_err(|e| TestCaseError::fail(format!("{kind:?}: {e}")))?;
+                let back = back.into_inner();
                 prop_assert_eq!(back.len() as u64, 44 + d.frames * u64::from(d.channels) * 2);
             }
             Err(reason) => prop_assert!(!reason.is_empty()),

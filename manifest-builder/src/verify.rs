@@ -16,6 +16,7 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use batch_contract::report::ReportRow;
 use batch_contract::result::{Action, Summary};
+use batch_handler::encode::Spooled;
 use batch_handler::task::{DURATION_METADATA, MARK_METADATA};
 use batch_handler::transcode::{Options, Transcoder};
 use futures::StreamExt;
@@ -40,9 +41,9 @@ pub struct Conversion {
     /// What was asked of the transcoder.
     #[serde(skip)]
     pub options: Options,
-    /// Written as FLAC (`options.downmix` applies; the law does not).
+    /// Written through the spool as FLAC or Opus (`options.downmix` applies; the law does not).
     #[serde(skip)]
-    pub flac: bool,
+    pub spooled: Option<Spooled>,
     /// Duration the task reported.
     pub duration_seconds: f64,
 }
@@ -70,7 +71,7 @@ pub fn conversions(rows: &[ReportRow]) -> Vec<Conversion> {
                 s.output_key.clone()
             };
             let mut options = Options::default();
-            let flac = s.codec.as_deref() == Some("flac");
+            let spooled = s.codec.as_deref().and_then(|c| spooled_of(c, None));
             if let Some(c) = s.codec.as_deref().and_then(|c| c.parse().ok()) {
                 options.codec = c;
             }
@@ -84,11 +85,26 @@ pub fn conversions(rows: &[ReportRow]) -> Vec<Conversion> {
                 output_key,
                 output_version: s.output_version_id.clone(),
                 options,
-                flac,
+                spooled,
                 duration_seconds: s.duration_seconds,
             })
         })
         .collect()
+}
+
+/// The spooled codec a report or mark names (`flac`, `opus` with its bit rate per channel as
+/// `16000bps`); `None` for G.711.
+fn spooled_of(codec: &str, bitrate: Option<&str>) -> Option<Spooled> {
+    match codec {
+        "flac" => Some(Spooled::Flac),
+        "opus" => Some(Spooled::Opus {
+            bitrate: bitrate
+                .and_then(|b| b.strip_suffix("bps"))
+                .and_then(|b| b.parse().ok())
+                .unwrap_or(batch_handler::encode::DEFAULT_OPUS_BITRATE),
+        }),
+        _ => None,
+    }
 }
 
 /// What verification found for one conversion.
@@ -393,20 +409,37 @@ async fn md5_of(mut body: aws_sdk_s3::primitives::ByteStream) -> Result<(String,
 }
 
 /// Converts the original again as it streams in; returns the output's MD5, its length and the
-/// duration, without holding the recording in memory.
+/// duration, without holding the recording in memory. G.711 from 8 kHz streams through the
+/// transcoder; FLAC, Opus and G.711 from another rate go through a temporary file, as the
+/// handler's spool.
 async fn reconvert(
     mut body: aws_sdk_s3::primitives::ByteStream,
     options: Options,
+    spooled: Option<Spooled>,
     size: u64,
 ) -> Result<(String, u64, f64), String> {
+    if let Some(kind) = spooled {
+        return reconvert_spooled(Vec::new(), body, options.downmix, kind, size).await;
+    }
     let mut t = Transcoder::new(options, size);
     let mut h = <batch_contract::md5::Hasher as md5::Digest>::new();
     let mut out = Vec::with_capacity(1 << 16);
     let mut written = 0u64;
+    // Held until the header is read, in case the recording needs resampling.
+    let mut seen = Vec::new();
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|e| format!("reading the original (GetObject body): {e}"))?;
-        t.feed(&chunk, &mut out)
-            .map_err(|e| format!("converting the original again: {e}"))?;
+        if written == 0 {
+            seen.push(chunk.clone());
+        }
+        match t.feed(&chunk, &mut out) {
+            Ok(_) => {}
+            Err(batch_handler::transcode::TranscodeError::NeedsResampling { .. }) => {
+                let kind = Spooled::G711(options.codec);
+                return reconvert_spooled(seen, body, options.downmix, kind, size).await;
+            }
+            Err(e) => return Err(format!("converting the original again: {e}")),
+        }
         md5::Digest::update(&mut h, &out);
         written += out.len() as u64;
         out.clear();
@@ -421,22 +454,29 @@ async fn reconvert(
     ))
 }
 
-/// [`reconvert`] for a FLAC conversion: encoded again into a temporary file (FLAC rewrites its
-/// header at the end), whose MD5 and length are compared; memory stays one block.
-async fn reconvert_flac(
+/// [`reconvert`] through a temporary file (FLAC and G.711 rewrite their header at the end),
+/// whose MD5 and length are compared; memory stays one block. `seen` is what of the body was
+/// read already.
+async fn reconvert_spooled(
+    seen: Vec<bytes::Bytes>,
     mut body: aws_sdk_s3::primitives::ByteStream,
     downmix: batch_handler::Downmix,
+    kind: Spooled,
     size: u64,
 ) -> Result<(String, u64, f64), String> {
-    let (spool, file) = batch_handler::flac::Spool::create("verify")
+    let (spool, file) = batch_handler::encode::Spool::create("verify")
         .map_err(|e| format!("creating a temporary file: {e}"))?;
     let mut conv =
-        batch_handler::flac::WavToFlac::new(size, std::io::BufWriter::new(file), downmix);
+        batch_handler::encode::WavToSpool::new(size, std::io::BufWriter::new(file), downmix, kind);
+    let mut seen = seen.into_iter();
     while !conv.complete() {
-        let Some(chunk) = body.next().await else {
-            break;
+        let chunk = match seen.next() {
+            Some(c) => c,
+            None => match body.next().await {
+                Some(c) => c.map_err(|e| format!("reading the original (GetObject body): {e}"))?,
+                None => break,
+            },
         };
-        let chunk = chunk.map_err(|e| format!("reading the original (GetObject body): {e}"))?;
         conv.feed(&chunk)
             .map_err(|e| format!("converting the original again: {e}"))?;
     }
@@ -451,7 +491,7 @@ async fn reconvert_flac(
     Ok((
         batch_contract::md5::finish_md5_hex(h),
         done.len,
-        done.frames as f64 / f64::from(done.input.sample_rate),
+        done.seconds(),
     ))
 }
 
@@ -644,12 +684,14 @@ async fn check_inner(
         ));
     }
     let words: Vec<&str> = mark.split(' ').collect();
-    let flac = words.get(1).map_or(c.flac, |w| *w == "flac");
+    let spooled = words
+        .get(1)
+        .map_or(c.spooled, |w| spooled_of(w, words.get(3).copied()));
     let options = words
         .get(1..3)
         .and_then(|w| {
             Some(Options {
-                codec: if flac {
+                codec: if spooled.is_some() {
                     Options::default().codec
                 } else {
                     w[0].parse().ok()?
@@ -658,11 +700,8 @@ async fn check_inner(
             })
         })
         .unwrap_or(c.options);
-    let (want_md5, want_len, seconds) = if flac {
-        reconvert_flac(original.body, options.downmix, orig_size.max(0) as u64).await?
-    } else {
-        reconvert(original.body, options, orig_size.max(0) as u64).await?
-    };
+    let (want_md5, want_len, seconds) =
+        reconvert(original.body, options, spooled, orig_size.max(0) as u64).await?;
     if want_len != conv.size.max(0) as u64 {
         problems.push(format!(
             "the conversion has {} bytes; converting the original again gives {want_len}",

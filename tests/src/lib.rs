@@ -239,6 +239,34 @@ pub fn require_tool(cmd: &str, test: &str) -> bool {
     false
 }
 
+/// The Python that runs `scripts/quality.py` (PESQ from PyPI): the workspace's `.venv`, where
+/// `scripts/test.sh` installs `pesq` and `numpy`; a loud skip without it, a failure in CI.
+pub fn quality_python(test: &str) -> Option<std::path::PathBuf> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let python = root.join(".venv/bin/python");
+    let ok = std::process::Command::new(&python)
+        .args(["-c", "import pesq, numpy"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ok {
+        return Some(python);
+    }
+    if std::env::var("E2E_REQUIRE_TOOLS").is_ok_and(|v| v == "1") {
+        panic!(
+            "{test}: .venv/bin/python with pesq and numpy is required in CI (scripts/test.sh installs them)"
+        );
+    }
+    eprintln!(
+        "\n*** SKIP {test}: no .venv/bin/python with pesq and numpy (scripts/test.sh installs them) ***\n"
+    );
+    None
+}
+
+/// The workspace's `scripts/` folder.
+pub fn scripts_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts")
+}
+
 /// Whether a command is on PATH (for ffmpeg, sox, python3).
 pub fn have(cmd: &str) -> bool {
     std::process::Command::new("sh")

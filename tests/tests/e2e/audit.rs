@@ -431,3 +431,13 @@ fn demo_verifies_and_rolls_back(test: &str, extra: &[&str]) {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The same with `codec=opus downmix=stereo`: `verify` encodes each original to Ogg Opus again
+/// (libopus is deterministic for the same build, input and settings) and finds the same bytes.
+#[test]
+fn an_opus_demo_verifies_and_rolls_back() {
+    demo_verifies_and_rolls_back(
+        "audit_demo_opus",
+        &["--user-arg", "codec=opus", "--user-arg", "downmix=stereo"],
+    );
+}

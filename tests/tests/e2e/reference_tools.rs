@@ -300,3 +300,171 @@ fn flac_output_and_decode_match_the_reference_tools() {
         "decode of A-law equals ffmpeg's"
     );
 }
+
+/// The two-talker speech call of `scripts/speech-call.sh` (espeak-ng voices, 8 kHz stereo).
+fn speech_call(test: &str) -> Option<PathBuf> {
+    if !tool("espeak-ng", test) || !tool("sox", test) {
+        return None;
+    }
+    let out = scratch("speech-call.wav");
+    if !out.exists() {
+        run(Command::new(scripts_dir().join("speech-call.sh")).arg(&out));
+    }
+    Some(out)
+}
+
+/// The linear samples of a G.711 A-law WAV's data chunk.
+fn alaw_pcm(path: &Path) -> Vec<f64> {
+    let bytes = std::fs::read(path).unwrap();
+    data_chunk(&bytes)
+        .iter()
+        .map(|&c| f64::from(Codec::Alaw.decode(c)))
+        .collect()
+}
+
+/// Signal-to-difference ratio of `a` against the reference `b`, in dB.
+fn snr(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len(), "sample count");
+    let signal: f64 = b.iter().map(|v| v * v).sum();
+    let noise: f64 = a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum();
+    10.0 * (signal / noise).log10()
+}
+
+/// G.711 from 11.025 to 96 kHz: `transcode` resamples to 8 kHz (rubato's FFT resampler) to the
+/// length `ceil(frames * 8000 / rate)`, lined up with the input. The stated tolerance: decoded,
+/// it is within 33 dB SNR of sox's very-high-quality resample of the same input (A-law's own
+/// quantization noise is about 38 dB down), and no further from sox than ffmpeg's resampler is.
+#[test]
+fn resampled_alaw_is_as_close_to_sox_as_ffmpeg_is() {
+    let test = "resampled_alaw";
+    let Some(bin) = require_binary("batch-handler", test) else {
+        return;
+    };
+    if !tool("ffmpeg", test) {
+        return;
+    }
+    let Some(call) = speech_call(test) else {
+        return;
+    };
+    for rate in [11025u32, 16000, 22050, 32000, 44100, 48000, 96000] {
+        let input = scratch(&format!("rs-in-{rate}.wav"));
+        // The call at `rate`, by sox (very high quality, no dither: the same bytes every run).
+        run(Command::new("sox")
+            .args(["-D", "-V1"])
+            .arg(&call)
+            .args(["-r", &rate.to_string()])
+            .arg(&input));
+        let ours = scratch(&format!("rs-ours-{rate}.wav"));
+        run(Command::new(&bin).arg("transcode").arg(&input).arg(&ours));
+        let sox = scratch(&format!("rs-sox-{rate}.wav"));
+        run(Command::new("sox")
+            .args(["-D", "-V1"])
+            .arg(&input)
+            .args(["-r", "8000", "-c", "1", "-e", "a-law"])
+            .arg(&sox));
+        let ff = scratch(&format!("rs-ff-{rate}.wav"));
+        run(Command::new("ffmpeg")
+            .args(["-v", "error", "-y", "-i"])
+            .arg(&input)
+            .args(["-ar", "8000", "-ac", "1", "-c:a", "pcm_alaw"])
+            .arg(&ff));
+        let (ours, sox, ff) = (alaw_pcm(&ours), alaw_pcm(&sox), alaw_pcm(&ff));
+        assert_eq!(ours.len(), 144_000, "{rate} Hz: 18 s at 8 kHz");
+        let (ours_sox, ff_sox) = (snr(&ours, &sox), snr(&ff, &sox));
+        eprintln!("{rate} Hz: ours vs sox {ours_sox:.1} dB, ffmpeg vs sox {ff_sox:.1} dB");
+        assert!(
+            ours_sox >= 33.0,
+            "{rate} Hz: {ours_sox:.1} dB from sox's resample"
+        );
+        assert!(
+            ours_sox >= ff_sox - 1.0,
+            "{rate} Hz: ours {ours_sox:.1} dB, ffmpeg {ff_sox:.1} dB from sox"
+        );
+    }
+}
+
+/// Opus against the reference tools on a two-talker speech call: `opusdec` and ffmpeg decode
+/// our Ogg to the input's length and channel count, and the quality figure holds: PESQ
+/// narrowband (ITU-T P.862, `scripts/quality.py`) at least 3.3 on each channel at the default
+/// 16 kb/s per channel (A-law measures 3.8 to 4.0 on the same call), and each talker at least
+/// 30 dB down on the other's channel (the channels stay apart). Mono (the average downmix) is
+/// held to the same PESQ floor against ffmpeg's downmix of the call.
+#[test]
+fn opus_decodes_with_opusdec_and_ffmpeg_and_keeps_its_quality_floor() {
+    let test = "opus_reference";
+    let Some(bin) = require_binary("batch-handler", test) else {
+        return;
+    };
+    if !tool("opusdec", test) || !tool("ffmpeg", test) {
+        return;
+    }
+    let Some(python) = quality_python(test) else {
+        return;
+    };
+    let Some(call) = speech_call(test) else {
+        return;
+    };
+    let frames = (std::fs::metadata(&call).unwrap().len() - 44) / 4;
+    let mono_ref = scratch("opus-mono-ref.wav");
+    run(Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-i"])
+        .arg(&call)
+        .args(["-ac", "1", "-c:a", "pcm_s16le"])
+        .arg(&mono_ref));
+    for (downmix, channels, reference) in [("stereo", 2u16, &call), ("average", 1, &mono_ref)] {
+        let ogg = scratch(&format!("opus-{downmix}.ogg"));
+        run(Command::new(&bin)
+            .args(["transcode", "--codec", "opus", "--downmix", downmix])
+            .arg(&call)
+            .arg(&ogg));
+        let dec = scratch(&format!("opus-{downmix}.wav"));
+        run(Command::new("opusdec")
+            .args(["--quiet", "--rate", "8000"])
+            .arg(&ogg)
+            .arg(&dec));
+        let wav = std::fs::read(&dec).unwrap();
+        assert_eq!(
+            u16::from_le_bytes([wav[22], wav[23]]),
+            channels,
+            "{downmix}"
+        );
+        assert_eq!(
+            (wav.len() as u64 - 44) / (2 * u64::from(channels)),
+            frames,
+            "{downmix}: opusdec gives the input's length"
+        );
+        let raw = Command::new("ffmpeg")
+            .args(["-v", "error", "-i"])
+            .arg(&ogg)
+            .args(["-f", "s16le", "-"])
+            .output()
+            .unwrap();
+        assert!(raw.status.success());
+        assert_eq!(
+            raw.stdout.len() as u64,
+            frames * 6 * 2 * u64::from(channels),
+            "{downmix}: ffmpeg gives the input's length at 48 kHz"
+        );
+        // Our own decoder agrees with opusdec on the length and the header.
+        let ours = scratch(&format!("opus-{downmix}-ours.wav"));
+        run(Command::new(&bin).arg("decode").arg(&ogg).arg(&ours));
+        assert_eq!(std::fs::read(&ours).unwrap().len(), wav.len());
+        let q = Command::new(&python)
+            .arg(scripts_dir().join("quality.py"))
+            .arg(reference)
+            .arg(&dec)
+            .output()
+            .unwrap();
+        assert!(q.status.success(), "{}", String::from_utf8_lossy(&q.stderr));
+        let q: serde_json::Value = serde_json::from_slice(&q.stdout).unwrap();
+        eprintln!("opus {downmix}: {q}");
+        for score in q["pesq_nb"].as_array().unwrap() {
+            assert!(score.as_f64().unwrap() >= 3.3, "{downmix}: PESQ {q}");
+        }
+        if channels == 2 {
+            for leak in q["crosstalk_db"].as_array().unwrap() {
+                assert!(leak.as_f64().unwrap() <= -30.0, "channels blur: {q}");
+            }
+        }
+    }
+}

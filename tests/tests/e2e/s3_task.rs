@@ -456,9 +456,10 @@ async fn bad_objects_fail_permanently_with_the_reason() {
     .await;
     env.put(&bucket, "truncated.wav", full[..30].to_vec()).await;
     env.put(&bucket, "empty.wav", Vec::new()).await;
-    let mut stereo16k = full.clone();
-    stereo16k[24..28].copy_from_slice(&16000u32.to_le_bytes());
-    env.put(&bucket, "16k.wav", stereo16k).await;
+    // A rate no capture uses (16 kHz and the other common ones are resampled).
+    let mut odd_rate = full.clone();
+    odd_rate[24..28].copy_from_slice(&12345u32.to_le_bytes());
+    env.put(&bucket, "odd-rate.wav", odd_rate).await;
     let mut tagged = Vec::new();
     for i in 0..10 {
         tagged.push(
@@ -490,7 +491,7 @@ async fn bad_objects_fail_permanently_with_the_reason() {
             ("notwav.mp3", None),
             ("truncated.wav", None),
             ("empty.wav", None),
-            ("16k.wav", None),
+            ("odd-rate.wav", None),
             ("ten-tags.wav", None),
             ("bad%zzkey.wav", None),
         ],
@@ -501,7 +502,7 @@ async fn bad_objects_fail_permanently_with_the_reason() {
         "not a WAV file",
         "truncated WAV",
         "empty object",
-        "sample rate 16000 Hz",
+        "sample rate 12345 Hz is not resampled",
         "no room for the tag converted=true",
         "key is not URL-encoded",
     ];
@@ -1115,5 +1116,232 @@ async fn flac_in_place_decodes_bit_exactly_with_the_flac_tool() {
             "{s}"
         );
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A two-talker recording at `rate` Hz (the synthetic call's frames repeated to that rate: a
+/// softphone capture), as a PCM16 WAV.
+fn call_at(rate: u32, seconds: f64) -> Vec<u8> {
+    let frames = connect_pcm(seconds);
+    let times = (rate / 8000) as usize;
+    let mut w = Vec::new();
+    batch_handler::decode::write_pcm16_header(&mut w, 2, rate, (frames.len() * times) as u64)
+        .unwrap();
+    for (l, r) in &frames {
+        for _ in 0..times {
+            w.extend_from_slice(&l.to_le_bytes());
+            w.extend_from_slice(&r.to_le_bytes());
+        }
+    }
+    w
+}
+
+fn run_tool(cmd: &mut std::process::Command) -> Vec<u8> {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// Mean energy of channel `ch` of interleaved stereo PCM16 bytes over frames `from..to`.
+fn energy(pcm: &[u8], ch: usize, from: usize, to: usize) -> f64 {
+    (from..to)
+        .map(|i| {
+            let at = i * 4 + ch * 2;
+            f64::from(i16::from_le_bytes([pcm[at], pcm[at + 1]])).powi(2)
+        })
+        .sum::<f64>()
+        / (to - from) as f64
+}
+
+/// `codec=opus` in place, stereo: the original version intact, the new one Ogg Opus
+/// (`audio/ogg`, metadata, tags and class as for G.711) that `opusdec` and ffmpeg decode to the
+/// input's length with two channels that stay apart (the agent is not heard on the customer's
+/// channel); a 16 kHz recording is coded at 16 kHz; the Ogg object is then recognised as
+/// converted. G.711 from 16 kHz: resampled to 8 kHz in place, to the length
+/// `ceil(frames / 2)`, which ffmpeg reads back.
+#[tokio::test(flavor = "multi_thread")]
+async fn opus_and_resampled_alaw_in_place_decode_with_the_reference_tools() {
+    let test = "opus_in_place";
+    let Some(env) = env(test) else {
+        return;
+    };
+    if !require_tool("opusdec", test) || !require_tool("ffmpeg", test) {
+        return;
+    }
+    let bucket = new_bucket(&env.s3, "opus", true).await;
+    let dir = std::env::temp_dir().join(format!("opus-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut settings = Settings::default();
+    settings.encoding = batch_handler::settings::Encoding::Opus { bitrate: 16000 };
+    settings.options.downmix = Downmix::Stereo;
+    let handler = env.handler(settings);
+    for (key, rate) in [("rec/opus call.wav", 8000u32), ("rec/wide+opus.wav", 16000)] {
+        let original = call_at(rate, 3.0);
+        let frames = (original.len() - 44) / 4;
+        let v1 = env.put(&bucket, key, original.clone()).await.unwrap();
+        env.s3
+            .put_object_tagging()
+            .bucket(&bucket)
+            .key(key)
+            .tagging(
+                Tagging::builder()
+                    .tag_set(Tag::builder().key("team").value("support").build().unwrap())
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let results = env
+            .run(
+                &handler,
+                &event_v1(&bucket, &[(&encode_key(key), Some(&v1))]),
+            )
+            .await;
+        assert_eq!(
+            results[0].result_code,
+            ResultCode::Succeeded,
+            "{}",
+            results[0].result_string
+        );
+        let s = summary(&results[0]);
+        assert_eq!(
+            (s["action"].as_str(), s["codec"].as_str()),
+            (Some("converted"), Some("opus"))
+        );
+        assert_eq!(env.get(&bucket, key, Some(&v1)).await, original);
+        let ogg = env.get(&bucket, key, None).await;
+        assert_eq!(&ogg[..4], b"OggS");
+        assert_eq!(s["bytesOut"], ogg.len());
+        assert!(
+            ogg.len() * 8 < original.len(),
+            "{} of {}",
+            ogg.len(),
+            original.len()
+        );
+        let head = env
+            .s3
+            .head_object()
+            .bucket(&bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(head.content_type(), Some("audio/ogg"));
+        assert_eq!(head.storage_class(), Some(&StorageClass::GlacierIr));
+        assert!(
+            head.metadata().unwrap()["transcoded-by"].ends_with("opus stereo 16000bps"),
+            "{:?}",
+            head.metadata()
+        );
+        assert_eq!(
+            env.tags(&bucket, key).await.get("team").map(String::as_str),
+            Some("support")
+        );
+        // opusdec at the recording's rate: the same length, two channels.
+        let f = dir.join(format!("{rate}.ogg"));
+        std::fs::write(&f, &ogg).unwrap();
+        let back = dir.join(format!("{rate}.wav"));
+        run_tool(
+            std::process::Command::new("opusdec")
+                .args(["--quiet", "--rate"])
+                .arg(rate.to_string())
+                .arg(&f)
+                .arg(&back),
+        );
+        let decoded = std::fs::read(&back).unwrap();
+        assert_eq!(u16::from_le_bytes([decoded[22], decoded[23]]), 2);
+        let pcm = &decoded[decoded.len() - frames * 4..];
+        assert_eq!(
+            decoded.len() - 44,
+            frames * 4,
+            "opusdec: the input's length"
+        );
+        // The agent speaks alone for the first 2.5 s: the other channel stays near silent.
+        let (a, b) = (rate as usize / 5, rate as usize * 23 / 10);
+        let leak = 10.0 * (energy(pcm, 1, a, b) / energy(pcm, 0, a, b)).log10();
+        assert!(
+            leak < -25.0,
+            "{rate} Hz: the talker leaks into the other channel at {leak:.1} dB"
+        );
+        // ffmpeg (its own Ogg demuxer and Opus decoder) at 48 kHz: 48000/rate times the frames.
+        let raw = run_tool(
+            std::process::Command::new("ffmpeg")
+                .args(["-v", "error", "-i"])
+                .arg(&f)
+                .args(["-f", "s16le", "-"]),
+        );
+        assert_eq!(
+            raw.len(),
+            frames * (48000 / rate as usize) * 4,
+            "ffmpeg: the length"
+        );
+        let again = env
+            .run(
+                &handler,
+                &as_job(event_v1(&bucket, &[(&encode_key(key), None)]), "again"),
+            )
+            .await;
+        assert_eq!(summary(&again[0])["action"], "skipped");
+        assert_eq!(env.versions(&bucket, key).await, 2);
+    }
+    // An Ogg object without our marker is recognised by its header.
+    env.put(
+        &bucket,
+        "rec/foreign.wav",
+        std::fs::read(dir.join("8000.ogg")).unwrap(),
+    )
+    .await;
+    let results = env
+        .run(
+            &env.handler(Settings::default()),
+            &event_v1(&bucket, &[("rec/foreign.wav", None)]),
+        )
+        .await;
+    let s = summary(&results[0]);
+    assert!(s["reason"].as_str().unwrap().contains("already ogg"), "{s}");
+
+    // G.711 from 16 kHz: resampled, in place.
+    let key = "rec/wide alaw.wav";
+    let original = call_at(16000, 3.0);
+    let frames16 = ((original.len() - 44) / 4) as u64;
+    let v1 = env.put(&bucket, key, original.clone()).await.unwrap();
+    let results = env
+        .run(
+            &env.handler(Settings::default()),
+            &event_v1(&bucket, &[(&encode_key(key), Some(&v1))]),
+        )
+        .await;
+    assert_eq!(
+        results[0].result_code,
+        ResultCode::Succeeded,
+        "{}",
+        results[0].result_string
+    );
+    let s = summary(&results[0]);
+    assert_eq!(s["codec"], "alaw", "{s}");
+    assert!(s["inputFormat"].as_str().unwrap().contains("16000"), "{s}");
+    let alaw = env.get(&bucket, key, None).await;
+    assert_eq!(s["bytesOut"], alaw.len());
+    assert_eq!(u32::from_le_bytes(alaw[24..28].try_into().unwrap()), 8000);
+    assert_eq!(u16::from_le_bytes([alaw[20], alaw[21]]), 6, "A-law");
+    let f = dir.join("wide-alaw.wav");
+    std::fs::write(&f, &alaw).unwrap();
+    let raw = run_tool(
+        std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-i"])
+            .arg(&f)
+            .args(["-f", "s16le", "-"]),
+    );
+    assert_eq!(
+        raw.len() as u64,
+        frames16.div_ceil(2) * 2,
+        "ceil(frames / 2), mono"
+    );
+    assert_eq!(env.get(&bucket, key, Some(&v1)).await, original);
     let _ = std::fs::remove_dir_all(&dir);
 }
