@@ -222,25 +222,24 @@ fn decode_flac<R: Read, W: Write>(input: R, mut out: W) -> Result<Decoded, Decod
     })
 }
 
+/// A PCM16 WAV of interleaved `samples` (for the unit tests of the codecs).
+#[cfg(test)]
+pub(crate) fn pcm16_wav(channels: u16, rate: u32, samples: &[i16]) -> Vec<u8> {
+    let mut w = Vec::new();
+    let frames = (samples.len() / usize::from(channels)) as u64;
+    write_pcm16_header(&mut w, channels, rate, frames).expect("a test WAV fits");
+    for s in samples {
+        w.extend_from_slice(&s.to_le_bytes());
+    }
+    w
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::transcode::{Downmix, Options, Transcoder};
 
-    fn wav(channels: u16, rate: u32, samples: &[i16]) -> Vec<u8> {
-        let mut w = Vec::new();
-        write_pcm16_header(
-            &mut w,
-            channels,
-            rate,
-            (samples.len() / usize::from(channels)) as u64,
-        )
-        .unwrap();
-        for s in samples {
-            w.extend_from_slice(&s.to_le_bytes());
-        }
-        w
-    }
+    use super::pcm16_wav as wav;
 
     fn dec(input: &[u8]) -> Result<(Decoded, Vec<u8>), DecodeError> {
         let mut out = std::io::Cursor::new(Vec::new());

@@ -431,20 +431,7 @@ impl Drop for Spool {
 mod tests {
     use super::*;
 
-    fn wav(channels: u16, rate: u32, samples: &[i16]) -> Vec<u8> {
-        let mut w = Vec::new();
-        crate::decode::write_pcm16_header(
-            &mut w,
-            channels,
-            rate,
-            (samples.len() / usize::from(channels)) as u64,
-        )
-        .unwrap();
-        for s in samples {
-            w.extend_from_slice(&s.to_le_bytes());
-        }
-        w
-    }
+    use crate::decode::pcm16_wav as wav;
 
     fn run(input: &[u8], downmix: Downmix, kind: Spooled) -> (Encoded, Vec<u8>) {
         let (e, out) = encode_wav(

@@ -97,7 +97,6 @@ pub struct OggOpusWriter<W: Write> {
     /// 48 kHz samples per coded sample.
     scale: u64,
     pending: Vec<i16>,
-    pre_skip: u64,
     lookahead: u64,
     frames_in: u64,
     frames_coded: u64,
@@ -181,7 +180,6 @@ impl<W: Write> OggOpusWriter<W> {
             frame,
             scale,
             pending: Vec::with_capacity(frame * channels),
-            pre_skip,
             lookahead,
             frames_in: 0,
             frames_coded: 0,
@@ -233,7 +231,7 @@ impl<W: Write> OggOpusWriter<W> {
     /// Codes what is left and the encoder's look-ahead, ends the stream; returns the sink and
     /// the bytes written.
     pub fn finish(mut self) -> Result<(W, u64), OpusError> {
-        let end = self.pre_skip + self.frames_in * self.scale;
+        let end = (self.lookahead + self.frames_in) * self.scale; // pre-skip + the input
         // Until the coded samples cover the input plus the look-ahead (the decoder drops the
         // first pre-skip samples), and at least one packet.
         while self.frames_coded < self.frames_in + self.lookahead || self.held.is_none() {

@@ -202,27 +202,18 @@ async fn convert(
         Carried::Tags(tags) => tags,
         Carried::Converted(skip) => return Ok(skip),
     };
-    if settings.encoding != Encoding::G711 {
-        let spooled = settings.encoding.spooled(settings.options.codec);
-        return convert_spooled(
-            ctx,
-            settings,
-            task,
-            marker,
-            (output, original),
-            (Vec::new(), body),
-            &tags,
-            spooled,
-        )
-        .await;
-    }
-    // 3. Read up to the first audio byte: then the output length is known.
-    let (plan, body, transcoder, first) = match read_plan(body, settings, original.size).await? {
+    // 3. G.711 from 8 kHz: read up to the first audio byte, then the output length is known and
+    //    it streams. FLAC, Opus and G.711 from another rate go through the spool.
+    let planned = if settings.encoding == Encoding::G711 {
+        read_plan(body, settings, original.size).await?
+    } else {
+        Planned::Spool(Vec::new(), body)
+    };
+    let (plan, body, transcoder, first) = match planned {
         Planned::Plan(p) => *p,
         Planned::Skip(skip) => return Ok(skip),
-        Planned::Resample(read, body) => {
-            // Not 8 kHz: resampled to it, through the spool (the length is known at the end).
-            let spooled = crate::encode::Spooled::G711(settings.options.codec);
+        Planned::Spool(read, body) => {
+            let spooled = settings.encoding.spooled(settings.options.codec);
             return convert_spooled(
                 ctx,
                 settings,
@@ -450,8 +441,9 @@ enum Planned {
     Plan(Box<PlanAndRest>),
     /// Already G.711: nothing to do.
     Skip(Summary),
-    /// Not 8 kHz: what was read so far (the header and a little audio), and the rest.
-    Resample(Vec<bytes::Bytes>, ByteStream),
+    /// Through the spool (not G.711, or not 8 kHz): what was read so far (the header and a
+    /// little audio), and the rest.
+    Spool(Vec<bytes::Bytes>, ByteStream),
 }
 
 async fn read_plan(
@@ -484,7 +476,7 @@ async fn read_plan(
                         return Ok(Planned::Skip(already_g711(codec, &format, size)));
                     }
                     Err(TranscodeError::NeedsResampling { .. }) => {
-                        return Ok(Planned::Resample(read, body));
+                        return Ok(Planned::Spool(read, body));
                     }
                     Err(e) => return Err(Outcome::from_transcode(&e)),
                 }

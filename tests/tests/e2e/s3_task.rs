@@ -76,6 +76,23 @@ impl Env {
             .count()
     }
 
+    /// Sets the object's tag set to the one tag `k=v`.
+    async fn tag(&self, bucket: &str, key: &str, k: &str, v: &str) {
+        self.s3
+            .put_object_tagging()
+            .bucket(bucket)
+            .key(key)
+            .tagging(
+                Tagging::builder()
+                    .tag_set(Tag::builder().key(k).value(v).build().unwrap())
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+
     async fn tags(&self, bucket: &str, key: &str) -> HashMap<String, String> {
         let out = self
             .s3
@@ -987,20 +1004,8 @@ async fn flac_in_place_decodes_bit_exactly_with_the_flac_tool() {
     let dir = std::env::temp_dir().join(format!("flac-e2e-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let narrow = connect_wav(3.0);
-    // The same talkers at 16 kHz, written by hand: a softphone capture.
-    let wide: Vec<u8> = {
-        let frames = connect_pcm(3.0);
-        let mut w = Vec::new();
-        batch_handler::decode::write_pcm16_header(&mut w, 2, 16000, frames.len() as u64 * 2)
-            .unwrap();
-        for (l, r) in &frames {
-            for _ in 0..2 {
-                w.extend_from_slice(&l.to_le_bytes());
-                w.extend_from_slice(&r.to_le_bytes());
-            }
-        }
-        w
-    };
+    // The same talkers at 16 kHz: a softphone capture.
+    let wide = call_at(16000, 3.0);
     let mut settings = Settings::default();
     settings.encoding = batch_handler::settings::Encoding::Flac;
     settings.options.downmix = Downmix::Stereo;
@@ -1010,19 +1015,7 @@ async fn flac_in_place_decodes_bit_exactly_with_the_flac_tool() {
         ("rec/wide+call.wav", &wide, 16000),
     ] {
         let v1 = env.put(&bucket, key, original.clone()).await.unwrap();
-        env.s3
-            .put_object_tagging()
-            .bucket(&bucket)
-            .key(key)
-            .tagging(
-                Tagging::builder()
-                    .tag_set(Tag::builder().key("team").value("support").build().unwrap())
-                    .build()
-                    .unwrap(),
-            )
-            .send()
-            .await
-            .unwrap();
+        env.tag(&bucket, key, "team", "support").await;
         let results = env
             .run(
                 &handler,
@@ -1183,19 +1176,7 @@ async fn opus_and_resampled_alaw_in_place_decode_with_the_reference_tools() {
         let original = call_at(rate, 3.0);
         let frames = (original.len() - 44) / 4;
         let v1 = env.put(&bucket, key, original.clone()).await.unwrap();
-        env.s3
-            .put_object_tagging()
-            .bucket(&bucket)
-            .key(key)
-            .tagging(
-                Tagging::builder()
-                    .tag_set(Tag::builder().key("team").value("support").build().unwrap())
-                    .build()
-                    .unwrap(),
-            )
-            .send()
-            .await
-            .unwrap();
+        env.tag(&bucket, key, "team", "support").await;
         let results = env
             .run(
                 &handler,
