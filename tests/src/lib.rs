@@ -262,6 +262,18 @@ pub fn quality_python(test: &str) -> Option<std::path::PathBuf> {
     None
 }
 
+/// Runs a reference tool or a workspace binary and returns its stdout; a failure to start or a
+/// non-zero exit fails the test with the command and its stderr.
+pub fn run_tool(cmd: &mut std::process::Command) -> Vec<u8> {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 /// The workspace's `scripts/` folder.
 pub fn scripts_dir() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts")

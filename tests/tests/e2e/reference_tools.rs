@@ -30,15 +30,6 @@ fn ours(input: &[u8], options: Options) -> Vec<u8> {
     out
 }
 
-fn run(cmd: &mut Command) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// Data chunk of a WAV (first `data` chunk, walking chunks).
 fn data_chunk(wav: &[u8]) -> &[u8] {
     let mut i = 12;
@@ -94,12 +85,14 @@ fn ffmpeg_header_is_ours_its_downmix_is_ours_and_its_alaw_is_within_one_step() {
     );
     write(&inp, &input);
     let ff = |args: &[&str], out: &Path| {
-        run(Command::new("ffmpeg")
-            .args(["-hide_banner", "-loglevel", "error", "-y", "-i"])
-            .arg(&inp)
-            .args(args)
-            .args(["-fflags", "+bitexact"])
-            .arg(out));
+        run_tool(
+            Command::new("ffmpeg")
+                .args(["-hide_banner", "-loglevel", "error", "-y", "-i"])
+                .arg(&inp)
+                .args(args)
+                .args(["-fflags", "+bitexact"])
+                .arg(out),
+        );
     };
     ff(&["-ac", "1", "-c:a", "pcm_alaw"], &alaw);
     ff(&["-ac", "1", "-c:a", "pcm_s16le"], &pcm);
@@ -141,11 +134,13 @@ fn sox_header_is_ours_and_its_alaw_is_within_one_step() {
     let input = connect_wav(20.0);
     let (inp, alaw) = (scratch("sox-in.wav"), scratch("sox-alaw.wav"));
     write(&inp, &input);
-    run(Command::new("sox")
-        .arg("-D")
-        .arg(&inp)
-        .args(["-c", "1", "-e", "a-law"])
-        .arg(&alaw));
+    run_tool(
+        Command::new("sox")
+            .arg("-D")
+            .arg(&inp)
+            .args(["-c", "1", "-e", "a-law"])
+            .arg(&alaw),
+    );
     let mine = ours(&input, Options::default());
     let theirs = std::fs::read(&alaw).unwrap();
     assert_eq!(
@@ -188,11 +183,13 @@ fn encoder_is_byte_exact_with_cpython_audioop() {
     );
     write(&src, &pcm);
     let script = "import audioop,sys\nd=open(sys.argv[1],'rb').read()\nopen(sys.argv[2],'wb').write(audioop.lin2alaw(d,2))\nopen(sys.argv[3],'wb').write(audioop.lin2ulaw(d,2))";
-    run(Command::new("python3")
-        .args(["-W", "ignore", "-c", script])
-        .arg(&src)
-        .arg(&a)
-        .arg(&u));
+    run_tool(
+        Command::new("python3")
+            .args(["-W", "ignore", "-c", script])
+            .arg(&src)
+            .arg(&a)
+            .arg(&u),
+    );
     for (codec, path) in [(Codec::Alaw, &a), (Codec::Mulaw, &u)] {
         let theirs = std::fs::read(path).unwrap();
         let mine: Vec<u8> = samples.iter().map(|&s| codec.encode(s)).collect();
@@ -222,29 +219,35 @@ fn flac_output_and_decode_match_the_reference_tools() {
     let input = scratch("flac-in.wav");
     std::fs::write(&input, &pcm).unwrap();
     let sixteen = scratch("flac-in16k.wav");
-    run(Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-i"])
-        .arg(&input)
-        .args(["-ar", "16000", "-c:a", "pcm_s24le"])
-        .arg(&sixteen));
+    run_tool(
+        Command::new("ffmpeg")
+            .args(["-v", "error", "-y", "-i"])
+            .arg(&input)
+            .args(["-ar", "16000", "-c:a", "pcm_s24le"])
+            .arg(&sixteen),
+    );
     for (src, downmix) in [
         (&input, "stereo"),
         (&input, "average"),
         (&sixteen, "stereo"),
     ] {
         let flac = scratch(&format!("out-{downmix}.flac"));
-        run(Command::new(&bin)
-            .args(["transcode", "--codec", "flac", "--downmix", downmix])
-            .arg(src)
-            .arg(&flac));
-        run(Command::new("flac").args(["-t", "-s"]).arg(&flac));
+        run_tool(
+            Command::new(&bin)
+                .args(["transcode", "--codec", "flac", "--downmix", downmix])
+                .arg(src)
+                .arg(&flac),
+        );
+        run_tool(Command::new("flac").args(["-t", "-s"]).arg(&flac));
         let theirs = scratch(&format!("theirs-{downmix}.wav"));
-        run(Command::new("flac")
-            .args(["-d", "-f", "-s", "-o"])
-            .arg(&theirs)
-            .arg(&flac));
+        run_tool(
+            Command::new("flac")
+                .args(["-d", "-f", "-s", "-o"])
+                .arg(&theirs)
+                .arg(&flac),
+        );
         let mine = scratch(&format!("mine-{downmix}.wav"));
-        run(Command::new(&bin).arg("decode").arg(&flac).arg(&mine));
+        run_tool(Command::new(&bin).arg("decode").arg(&flac).arg(&mine));
         let (theirs, mine) = (
             std::fs::read(&theirs).unwrap(),
             std::fs::read(&mine).unwrap(),
@@ -263,7 +266,7 @@ fn flac_output_and_decode_match_the_reference_tools() {
             // ffmpeg's -ac 1 is the same (L+R+1)>>1 average (checked by the G.711 tests).
             ff.args(["-ac", ac]);
         }
-        run(ff.args(["-f", "s16le"]).arg(&want));
+        run_tool(ff.args(["-f", "s16le"]).arg(&want));
         let want = std::fs::read(&want).unwrap();
         if src == &input {
             assert_eq!(&theirs[44..], &want[..], "bit-exact ({downmix})");
@@ -285,15 +288,17 @@ fn flac_output_and_decode_match_the_reference_tools() {
         }
     }
     let alaw = scratch("decode-alaw.wav");
-    run(Command::new(&bin).arg("transcode").arg(&input).arg(&alaw));
+    run_tool(Command::new(&bin).arg("transcode").arg(&input).arg(&alaw));
     let mine = scratch("decode-alaw-pcm.wav");
-    run(Command::new(&bin).arg("decode").arg(&alaw).arg(&mine));
+    run_tool(Command::new(&bin).arg("decode").arg(&alaw).arg(&mine));
     let theirs = scratch("decode-alaw-ff.raw");
-    run(Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-i"])
-        .arg(&alaw)
-        .args(["-f", "s16le"])
-        .arg(&theirs));
+    run_tool(
+        Command::new("ffmpeg")
+            .args(["-v", "error", "-y", "-i"])
+            .arg(&alaw)
+            .args(["-f", "s16le"])
+            .arg(&theirs),
+    );
     assert_eq!(
         std::fs::read(&mine).unwrap()[44..],
         std::fs::read(&theirs).unwrap()[..],
@@ -308,7 +313,7 @@ fn speech_call(test: &str) -> Option<PathBuf> {
     }
     let out = scratch("speech-call.wav");
     if !out.exists() {
-        run(Command::new(scripts_dir().join("speech-call.sh")).arg(&out));
+        run_tool(Command::new(scripts_dir().join("speech-call.sh")).arg(&out));
     }
     Some(out)
 }
@@ -349,25 +354,31 @@ fn resampled_alaw_is_as_close_to_sox_as_ffmpeg_is() {
     for rate in [11025u32, 16000, 22050, 32000, 44100, 48000, 96000] {
         let input = scratch(&format!("rs-in-{rate}.wav"));
         // The call at `rate`, by sox (very high quality, no dither: the same bytes every run).
-        run(Command::new("sox")
-            .args(["-D", "-V1"])
-            .arg(&call)
-            .args(["-r", &rate.to_string()])
-            .arg(&input));
+        run_tool(
+            Command::new("sox")
+                .args(["-D", "-V1"])
+                .arg(&call)
+                .args(["-r", &rate.to_string()])
+                .arg(&input),
+        );
         let ours = scratch(&format!("rs-ours-{rate}.wav"));
-        run(Command::new(&bin).arg("transcode").arg(&input).arg(&ours));
+        run_tool(Command::new(&bin).arg("transcode").arg(&input).arg(&ours));
         let sox = scratch(&format!("rs-sox-{rate}.wav"));
-        run(Command::new("sox")
-            .args(["-D", "-V1"])
-            .arg(&input)
-            .args(["-r", "8000", "-c", "1", "-e", "a-law"])
-            .arg(&sox));
+        run_tool(
+            Command::new("sox")
+                .args(["-D", "-V1"])
+                .arg(&input)
+                .args(["-r", "8000", "-c", "1", "-e", "a-law"])
+                .arg(&sox),
+        );
         let ff = scratch(&format!("rs-ff-{rate}.wav"));
-        run(Command::new("ffmpeg")
-            .args(["-v", "error", "-y", "-i"])
-            .arg(&input)
-            .args(["-ar", "8000", "-ac", "1", "-c:a", "pcm_alaw"])
-            .arg(&ff));
+        run_tool(
+            Command::new("ffmpeg")
+                .args(["-v", "error", "-y", "-i"])
+                .arg(&input)
+                .args(["-ar", "8000", "-ac", "1", "-c:a", "pcm_alaw"])
+                .arg(&ff),
+        );
         let (ours, sox, ff) = (alaw_pcm(&ours), alaw_pcm(&sox), alaw_pcm(&ff));
         assert_eq!(ours.len(), 144_000, "{rate} Hz: 18 s at 8 kHz");
         let (ours_sox, ff_sox) = (snr(&ours, &sox), snr(&ff, &sox));
@@ -406,22 +417,28 @@ fn opus_decodes_with_opusdec_and_ffmpeg_and_keeps_its_quality_floor() {
     };
     let frames = (std::fs::metadata(&call).unwrap().len() - 44) / 4;
     let mono_ref = scratch("opus-mono-ref.wav");
-    run(Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-i"])
-        .arg(&call)
-        .args(["-ac", "1", "-c:a", "pcm_s16le"])
-        .arg(&mono_ref));
+    run_tool(
+        Command::new("ffmpeg")
+            .args(["-v", "error", "-y", "-i"])
+            .arg(&call)
+            .args(["-ac", "1", "-c:a", "pcm_s16le"])
+            .arg(&mono_ref),
+    );
     for (downmix, channels, reference) in [("stereo", 2u16, &call), ("average", 1, &mono_ref)] {
         let ogg = scratch(&format!("opus-{downmix}.ogg"));
-        run(Command::new(&bin)
-            .args(["transcode", "--codec", "opus", "--downmix", downmix])
-            .arg(&call)
-            .arg(&ogg));
+        run_tool(
+            Command::new(&bin)
+                .args(["transcode", "--codec", "opus", "--downmix", downmix])
+                .arg(&call)
+                .arg(&ogg),
+        );
         let dec = scratch(&format!("opus-{downmix}.wav"));
-        run(Command::new("opusdec")
-            .args(["--quiet", "--rate", "8000"])
-            .arg(&ogg)
-            .arg(&dec));
+        run_tool(
+            Command::new("opusdec")
+                .args(["--quiet", "--rate", "8000"])
+                .arg(&ogg)
+                .arg(&dec),
+        );
         let wav = std::fs::read(&dec).unwrap();
         assert_eq!(
             u16::from_le_bytes([wav[22], wav[23]]),
@@ -447,7 +464,7 @@ fn opus_decodes_with_opusdec_and_ffmpeg_and_keeps_its_quality_floor() {
         );
         // Our own decoder agrees with opusdec on the length and the header.
         let ours = scratch(&format!("opus-{downmix}-ours.wav"));
-        run(Command::new(&bin).arg("decode").arg(&ogg).arg(&ours));
+        run_tool(Command::new(&bin).arg("decode").arg(&ogg).arg(&ours));
         assert_eq!(std::fs::read(&ours).unwrap().len(), wav.len());
         let q = Command::new(&python)
             .arg(scripts_dir().join("quality.py"))

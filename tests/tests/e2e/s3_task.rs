@@ -121,6 +121,75 @@ impl Env {
         );
         response.results
     }
+
+    /// Puts `original` at `key` tagged `team=support` and converts it in place with `handler`:
+    /// the task succeeds as `converted` to `codec`, the original version stays intact and the
+    /// summary's `bytesOut` is the new object's size. Returns the summary and the new object.
+    async fn convert_in_place(
+        &self,
+        handler: &Handler,
+        bucket: &str,
+        key: &str,
+        original: &[u8],
+        codec: &str,
+    ) -> (Value, Vec<u8>) {
+        let v1 = self.put(bucket, key, original.to_vec()).await.unwrap();
+        self.tag(bucket, key, "team", "support").await;
+        let results = self
+            .run(handler, &event_v1(bucket, &[(&encode_key(key), Some(&v1))]))
+            .await;
+        assert_eq!(
+            results[0].result_code,
+            ResultCode::Succeeded,
+            "{}",
+            results[0].result_string
+        );
+        let s = summary(&results[0]);
+        assert_eq!(
+            (s["action"].as_str(), s["codec"].as_str()),
+            (Some("converted"), Some(codec))
+        );
+        assert_eq!(
+            self.get(bucket, key, Some(&v1)).await,
+            original,
+            "original intact"
+        );
+        let converted = self.get(bucket, key, None).await;
+        assert_eq!(s["bytesOut"], converted.len());
+        (s, converted)
+    }
+
+    /// What a converted object keeps: its `content_type`, the Glacier IR class and the tag put by
+    /// `convert_in_place`. Returns its `transcoded-by` mark.
+    async fn converted_head(&self, bucket: &str, key: &str, content_type: &str) -> String {
+        let head = self
+            .s3
+            .head_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(head.content_type(), Some(content_type));
+        assert_eq!(head.storage_class(), Some(&StorageClass::GlacierIr));
+        assert_eq!(
+            self.tags(bucket, key).await.get("team").map(String::as_str),
+            Some("support")
+        );
+        head.metadata().unwrap()["transcoded-by"].clone()
+    }
+
+    /// The same key again, as another job: skipped, no new version written.
+    async fn assert_skipped_again(&self, handler: &Handler, bucket: &str, key: &str) {
+        let again = self
+            .run(
+                handler,
+                &as_job(event_v1(bucket, &[(&encode_key(key), None)]), "again"),
+            )
+            .await;
+        assert_eq!(summary(&again[0])["action"], "skipped");
+        assert_eq!(self.versions(bucket, key).await, 2);
+    }
 }
 
 fn expected(input: &[u8], options: Options) -> Vec<u8> {
@@ -1014,65 +1083,24 @@ async fn flac_in_place_decodes_bit_exactly_with_the_flac_tool() {
         ("rec/narrow call.wav", &narrow, 8000u32),
         ("rec/wide+call.wav", &wide, 16000),
     ] {
-        let v1 = env.put(&bucket, key, original.clone()).await.unwrap();
-        env.tag(&bucket, key, "team", "support").await;
-        let results = env
-            .run(
-                &handler,
-                &event_v1(&bucket, &[(&encode_key(key), Some(&v1))]),
-            )
+        let (_, flac) = env
+            .convert_in_place(&handler, &bucket, key, original, "flac")
             .await;
-        assert_eq!(
-            results[0].result_code,
-            ResultCode::Succeeded,
-            "{}",
-            results[0].result_string
-        );
-        let s = summary(&results[0]);
-        assert_eq!(
-            (s["action"].as_str(), s["codec"].as_str()),
-            (Some("converted"), Some("flac"))
-        );
-        assert_eq!(
-            env.get(&bucket, key, Some(&v1)).await,
-            *original,
-            "original intact"
-        );
-        let flac = env.get(&bucket, key, None).await;
         assert_eq!(&flac[..4], b"fLaC");
-        assert_eq!(s["bytesOut"], flac.len());
         assert!(flac.len() < original.len());
-        let head = env
-            .s3
-            .head_object()
-            .bucket(&bucket)
-            .key(key)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(head.content_type(), Some("audio/flac"));
-        assert_eq!(head.storage_class(), Some(&StorageClass::GlacierIr));
-        assert!(head.metadata().unwrap()["transcoded-by"].contains("flac stereo"));
-        assert_eq!(
-            env.tags(&bucket, key).await.get("team").map(String::as_str),
-            Some("support")
-        );
+        let mark = env.converted_head(&bucket, key, "audio/flac").await;
+        assert!(mark.contains("flac stereo"), "{mark}");
         // The reference decoder: MD5 checked, and the same PCM as the original's data chunk.
         let (f, back) = (
             dir.join(format!("{rate}.flac")),
             dir.join(format!("{rate}.wav")),
         );
         std::fs::write(&f, &flac).unwrap();
-        let out = std::process::Command::new("flac")
-            .args(["-d", "-f", "-s", "-o"])
-            .arg(&back)
-            .arg(&f)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        run_tool(
+            std::process::Command::new("flac")
+                .args(["-d", "-f", "-s", "-o"])
+                .arg(&back)
+                .arg(&f),
         );
         let decoded = std::fs::read(&back).unwrap();
         assert_eq!(
@@ -1085,15 +1113,7 @@ async fn flac_in_place_decodes_bit_exactly_with_the_flac_tool() {
             "both channels"
         );
         assert_eq!(&decoded[44..], &original[44..], "bit-exact");
-        // Again: skipped, nothing new written.
-        let results = env
-            .run(
-                &handler,
-                &as_job(event_v1(&bucket, &[(&encode_key(key), None)]), "again"),
-            )
-            .await;
-        assert_eq!(summary(&results[0])["action"], "skipped");
-        assert_eq!(env.versions(&bucket, key).await, 2);
+        env.assert_skipped_again(&handler, &bucket, key).await;
     }
     // A FLAC object without our marker is recognised by its header, for any codec.
     let foreign = std::fs::read(dir.join("8000.flac")).unwrap();
@@ -1127,16 +1147,6 @@ fn call_at(rate: u32, seconds: f64) -> Vec<u8> {
         }
     }
     w
-}
-
-fn run_tool(cmd: &mut std::process::Command) -> Vec<u8> {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
 }
 
 /// Mean energy of channel `ch` of interleaved stereo PCM16 bytes over frames `from..to`.
@@ -1175,54 +1185,18 @@ async fn opus_and_resampled_alaw_in_place_decode_with_the_reference_tools() {
     for (key, rate) in [("rec/opus call.wav", 8000u32), ("rec/wide+opus.wav", 16000)] {
         let original = call_at(rate, 3.0);
         let frames = (original.len() - 44) / 4;
-        let v1 = env.put(&bucket, key, original.clone()).await.unwrap();
-        env.tag(&bucket, key, "team", "support").await;
-        let results = env
-            .run(
-                &handler,
-                &event_v1(&bucket, &[(&encode_key(key), Some(&v1))]),
-            )
+        let (_, ogg) = env
+            .convert_in_place(&handler, &bucket, key, &original, "opus")
             .await;
-        assert_eq!(
-            results[0].result_code,
-            ResultCode::Succeeded,
-            "{}",
-            results[0].result_string
-        );
-        let s = summary(&results[0]);
-        assert_eq!(
-            (s["action"].as_str(), s["codec"].as_str()),
-            (Some("converted"), Some("opus"))
-        );
-        assert_eq!(env.get(&bucket, key, Some(&v1)).await, original);
-        let ogg = env.get(&bucket, key, None).await;
         assert_eq!(&ogg[..4], b"OggS");
-        assert_eq!(s["bytesOut"], ogg.len());
         assert!(
             ogg.len() * 8 < original.len(),
             "{} of {}",
             ogg.len(),
             original.len()
         );
-        let head = env
-            .s3
-            .head_object()
-            .bucket(&bucket)
-            .key(key)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(head.content_type(), Some("audio/ogg"));
-        assert_eq!(head.storage_class(), Some(&StorageClass::GlacierIr));
-        assert!(
-            head.metadata().unwrap()["transcoded-by"].ends_with("opus stereo 16000bps"),
-            "{:?}",
-            head.metadata()
-        );
-        assert_eq!(
-            env.tags(&bucket, key).await.get("team").map(String::as_str),
-            Some("support")
-        );
+        let mark = env.converted_head(&bucket, key, "audio/ogg").await;
+        assert!(mark.ends_with("opus stereo 16000bps"), "{mark}");
         // opusdec at the recording's rate: the same length, two channels.
         let f = dir.join(format!("{rate}.ogg"));
         std::fs::write(&f, &ogg).unwrap();
@@ -1261,14 +1235,7 @@ async fn opus_and_resampled_alaw_in_place_decode_with_the_reference_tools() {
             frames * (48000 / rate as usize) * 4,
             "ffmpeg: the length"
         );
-        let again = env
-            .run(
-                &handler,
-                &as_job(event_v1(&bucket, &[(&encode_key(key), None)]), "again"),
-            )
-            .await;
-        assert_eq!(summary(&again[0])["action"], "skipped");
-        assert_eq!(env.versions(&bucket, key).await, 2);
+        env.assert_skipped_again(&handler, &bucket, key).await;
     }
     // An Ogg object without our marker is recognised by its header.
     env.put(
@@ -1290,24 +1257,16 @@ async fn opus_and_resampled_alaw_in_place_decode_with_the_reference_tools() {
     let key = "rec/wide alaw.wav";
     let original = call_at(16000, 3.0);
     let frames16 = ((original.len() - 44) / 4) as u64;
-    let v1 = env.put(&bucket, key, original.clone()).await.unwrap();
-    let results = env
-        .run(
+    let (s, alaw) = env
+        .convert_in_place(
             &env.handler(Settings::default()),
-            &event_v1(&bucket, &[(&encode_key(key), Some(&v1))]),
+            &bucket,
+            key,
+            &original,
+            "alaw",
         )
         .await;
-    assert_eq!(
-        results[0].result_code,
-        ResultCode::Succeeded,
-        "{}",
-        results[0].result_string
-    );
-    let s = summary(&results[0]);
-    assert_eq!(s["codec"], "alaw", "{s}");
     assert!(s["inputFormat"].as_str().unwrap().contains("16000"), "{s}");
-    let alaw = env.get(&bucket, key, None).await;
-    assert_eq!(s["bytesOut"], alaw.len());
     assert_eq!(u32::from_le_bytes(alaw[24..28].try_into().unwrap()), 8000);
     assert_eq!(u16::from_le_bytes([alaw[20], alaw[21]]), 6, "A-law");
     let f = dir.join("wide-alaw.wav");
@@ -1323,6 +1282,5 @@ async fn opus_and_resampled_alaw_in_place_decode_with_the_reference_tools() {
         frames16.div_ceil(2) * 2,
         "ceil(frames / 2), mono"
     );
-    assert_eq!(env.get(&bucket, key, Some(&v1)).await, original);
     let _ = std::fs::remove_dir_all(&dir);
 }
